@@ -93,12 +93,12 @@ def _member_parts(info: zipfile.ZipInfo) -> tuple[tuple[str, ...], bool]:
         raise _refuse(name, "empty name")
     if "\x00" in name:
         raise _refuse(name, "NUL character in name")
-    if "\\" in name:
-        raise _refuse(name, "backslash in name")
     if name.startswith("/"):
         raise _refuse(name, "absolute path")
     if _DRIVE_LETTER.match(name):
         raise _refuse(name, "drive letter in name")
+    if "\\" in name:
+        raise _refuse(name, "backslash in name")
     parts = tuple(part for part in name.split("/") if part not in ("", "."))
     if ".." in parts:
         raise _refuse(name, "'..' component in name")
@@ -224,10 +224,11 @@ def _copy_member(archive: zipfile.ZipFile, member: _Member, target_fd: int) -> N
     when it is corrupt or shorter than declared."""
     info = member.info
     declared = info.file_size
-    # zipfile stops reading at the declared size; asking for one byte more lets us notice
-    # a member that lies about its size instead of silently cutting it.
+    # zipfile cuts a member at its declared size and then fails its CRC, which would hide
+    # a lie as mere corruption. Letting it run up to two chunks further (it may decode one
+    # chunk ahead of what it hands out) lets us see the excess first and stop there.
     probe = copy.copy(info)
-    probe.file_size = declared + 1
+    probe.file_size = declared + 2 * CHUNK_BYTES + 1
     produced = 0
     try:
         with archive.open(probe) as source:
