@@ -69,6 +69,7 @@ class _Loading:
         watches = (
             list(enumerate(file.watches)) if file else self._valid_items("watches", WatchConfig)
         )
+        self._callback_pair()
         nodes = self._nodes(entries)
         watches = [(index, self._absolute_watch(watch, file)) for index, watch in watches]
         self.add(duplicate_names("watches", [(index, watch.name) for index, watch in watches]))
@@ -106,10 +107,20 @@ class _Loading:
                 continue  # already reported by the validation of the whole file
         return valid
 
+    def _callback_pair(self) -> None:
+        """The node must be told where to call and the agent where to listen: both or none."""
+        url, listen = self.data.get("callback_url"), self.data.get("callback_listen")
+        if url is not None and listen is None:
+            self.add([(("callback_listen",), "required when callback_url is set")])
+        if listen is not None and url is None:
+            self.add([(("callback_url",), "required when callback_listen is set")])
+
     def _nodes(self, entries: list[tuple[int, NodeEntry]]) -> list[NodeConfig]:
         """Read each node's token; return the loaded nodes, recording problems."""
         written = self.data.get("nodes")
         count = len(written) if isinstance(written, list) else 0
+        if isinstance(written, list) and not written:
+            self.add([(("nodes",), "at least one node is required")])
         nodes = []
         for index, entry in entries:
             if entry.name is None and count > 1:
@@ -117,7 +128,8 @@ class _Loading:
             token, problems = read_token(entry, self.base_dir, self.environ)
             self.add([(("nodes", index, key), message) for key, message in problems])
             nodes.append((index, node_from_entry(entry, token)))
-        self.add(duplicate_names("nodes", [(index, node.name) for index, node in nodes]))
+        named = [(index, entry.name) for index, entry in entries if entry.name is not None]
+        self.add(duplicate_names("nodes", named))
         return [node for _index, node in nodes]
 
     def _absolute_watch(self, watch: WatchConfig, file: ConfigFile | None) -> WatchConfig:

@@ -19,9 +19,10 @@ PRESET_SUFFIX = ".yaml"
 class PresetError(ValueError):
     """A preset that cannot be resolved. ``preset`` names the file the problem belongs to."""
 
-    def __init__(self, message: str, preset: str) -> None:
+    def __init__(self, message: str, preset: str, missing: str | None = None) -> None:
         super().__init__(message)
         self.preset = preset
+        self.missing = missing
 
 
 def describe_known(names: Iterable[str]) -> str:
@@ -48,6 +49,7 @@ def resolve_preset(name: str, raw_presets: Mapping[str, Mapping[str, object]]) -
             raise PresetError(
                 f"{where}unknown preset {current!r} {describe_known(raw_presets)}",
                 chain[-1] if chain else name,
+                missing=current,
             )
         chain.append(current)
         current = raw_presets[current].get(EXTENDS)
@@ -77,6 +79,7 @@ def load_presets(presets_dir: Path, shown_dir: str | None = None) -> dict[str, d
         raise ConfigError([f"{shown}: presets folder does not exist"])
     lines: list[str] = []
     raw: dict[str, dict[str, object]] = {}
+    invalid: set[str] = set()
     for path in sorted(presets_dir.glob(f"*{PRESET_SUFFIX}")):
         if path.name.startswith("."):
             continue
@@ -85,16 +88,21 @@ def load_presets(presets_dir: Path, shown_dir: str | None = None) -> dict[str, d
             data = read_yaml(path, shown_file)
         except ConfigError as error:
             lines.extend(error.lines)
+            invalid.add(path.name.removesuffix(PRESET_SUFFIX))
             continue
         problems = _check_preset(shown_file, data)
         lines.extend(problems)
-        if not problems:
+        if problems:
+            invalid.add(path.name.removesuffix(PRESET_SUFFIX))
+        else:
             raw[path.name.removesuffix(PRESET_SUFFIX)] = dict(data or {})  # type: ignore[call-overload]
     resolved: dict[str, dict[str, object]] = {}
     for name in raw:
         try:
             resolved[name] = resolve_preset(name, raw)
         except PresetError as error:
+            if error.missing in invalid:
+                continue  # the parent's own problems are reported already
             line = f"{shown}/{error.preset}{PRESET_SUFFIX}: {error}"
             if line not in lines:
                 lines.append(line)

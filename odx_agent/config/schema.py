@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from .fields import AtLeastOne, HostPort, PositiveSeconds, WebUrl
 from .nodes import NodeConfig, NodeEntry
@@ -61,18 +61,13 @@ class ServiceSettings(Section):
     )
     watches: tuple[WatchConfig, ...] = Field(default=(), description="The watched folders.")
 
-    @model_validator(mode="after")
-    def _callback_needs_both(self) -> ServiceSettings:
-        if (self.callback_url is None) != (self.callback_listen is None):
-            raise ValueError("callback_url and callback_listen go together: set both or neither")
-        return self
-
 
 class ConfigFile(ServiceSettings):
     """The configuration file as written."""
 
     nodes: tuple[NodeEntry, ...] = Field(
-        min_length=1, description="The processing nodes (at least one)."
+        description="The processing nodes (at least one; the loader checks the count so"
+        " that a bad entry is not also reported as a missing one)."
     )
 
 

@@ -9,7 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
 
 from .fields import AtLeastOne, HostPort, Name, NonNegativeSeconds, PositiveSeconds, WebUrl
 
@@ -54,12 +62,12 @@ class ReadyConfig(Section):
             return {**data, "settle_seconds": settle}
         return data
 
-    @model_validator(mode="after")
-    def _marker_is_a_file_name(self) -> ReadyConfig:
-        marker = self.marker
+    @field_validator("marker")
+    @classmethod
+    def _marker_is_a_file_name(cls, marker: str | None) -> str | None:
         if marker is not None and (not marker or "/" in marker or marker in (".", "..")):
-            raise ValueError(f"marker {marker!r} must be a plain file name, not a path")
-        return self
+            raise ValueError(f"{marker!r} must be a plain file name, not a path")
+        return marker
 
 
 class NotifyConfig(Section):

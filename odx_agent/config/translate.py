@@ -77,17 +77,16 @@ def _message(
     if kind in _TYPE_SENTENCES:
         return _TYPE_SENTENCES[kind].format(value=show_value(value))
     if kind == "literal_error":
-        return (
-            f"{show_value(value)} is not one of {context.get('expected', '').replace(' or ', ', ')}"
-        )
+        expected = str(context.get("expected", "")).replace(" or ", ", ").replace("'", "")
+        return f"{show_value(value)} is not one of {expected}"
     if kind == "enum":
         return f"{show_value(value)} is not one of {context.get('expected', '')}"
     if kind == "greater_than":
-        return f"must be greater than {context['gt']}, not {show_value(value)}"
+        return f"must be greater than {_bound(context['gt'])}, not {show_value(value)}"
     if kind == "greater_than_equal":
-        return f"must be at least {context['ge']}, not {show_value(value)}"
+        return f"must be at least {_bound(context['ge'])}, not {show_value(value)}"
     if kind == "less_than_equal":
-        return f"must be at most {context['le']}, not {show_value(value)}"
+        return f"must be at most {_bound(context['le'])}, not {show_value(value)}"
     if kind in ("too_short", "too_long"):
         return _length_message(kind, context)
     if kind == "value_error":
@@ -95,6 +94,13 @@ def _message(
     if kind == "finite_number":
         return f"{show_value(value)} is not a finite number"
     return f"{detail['msg'][0].lower()}{detail['msg'][1:]} (got {show_value(value)})"
+
+
+def _bound(limit: object) -> str:
+    """Return a limit as a person writes it: 0 rather than 0.0."""
+    if isinstance(limit, float) and limit.is_integer():
+        return str(int(limit))
+    return str(limit)
 
 
 def _unknown_key(
