@@ -114,6 +114,7 @@ class NodeRequestHandler(BaseHTTPRequestHandler):
     path_only = ""
     query: dict[str, str]
     body_read = False
+    answered = False
 
     def log_message(self, format: str, *args: Any) -> None:
         """Stay quiet: tests and demos read the node's answers, not its access log."""
@@ -135,6 +136,7 @@ class NodeRequestHandler(BaseHTTPRequestHandler):
         self.path_only = parts.path
         self.query = dict(parse_qsl(parts.query, keep_blank_values=True))
         self.body_read = False
+        self.answered = False
         app = self.server.app
         with app.lock:
             app.seen.append((method, self.path_only))
@@ -151,7 +153,8 @@ class NodeRequestHandler(BaseHTTPRequestHandler):
                 self.drain_body()
         except BodyError:
             self.close_connection = True
-            self.send_raw(400, b"Bad Request", "text/plain; charset=utf-8")
+            if not self.answered:
+                self.send_raw(400, b"Bad Request", "text/plain; charset=utf-8")
         except (ConnectionError, TimeoutError):
             self.close_connection = True
 
@@ -187,6 +190,7 @@ class NodeRequestHandler(BaseHTTPRequestHandler):
         self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
     ) -> None:
         """Given a status, body and content type, send a complete answer."""
+        self.answered = True
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -197,6 +201,7 @@ class NodeRequestHandler(BaseHTTPRequestHandler):
 
     def send_file(self, path: Path, headers: dict[str, str]) -> None:
         """Given a file and extra headers, stream it as a 200 answer without loading it."""
+        self.answered = True
         with path.open("rb") as stream:
             size = path.stat().st_size
             self.send_response(200)
