@@ -176,7 +176,6 @@ class HttpClient:
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self._pool_size, max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
-        session.verify = self._verify
         with self._lock:
             alive = []
             for thread, other in self._sessions:
@@ -234,6 +233,8 @@ class HttpClient:
                 headers=dict(headers or {}),
                 timeout=timeout,
                 stream=stream,
+                # Given per request: a session-level setting loses to REQUESTS_CA_BUNDLE.
+                verify=self._verify,
             )
         except requests.Timeout as error:
             failure = NodeConnectionError(self.redact(f"{method} {path} timed out: {error}"))
