@@ -51,6 +51,7 @@ _MIGRATIONS: tuple[str, ...] = (
         created_at REAL NOT NULL,
         updated_at REAL NOT NULL,
         seen_at REAL,
+        changed_at REAL,
         ready_at REAL,
         upload_started_at REAL,
         committed_at REAL,
@@ -91,8 +92,8 @@ _UPDATABLE = frozenset(
         "path", "attempt", "fingerprint", "marker_mtime_ns", "task_uuid", "node", "images",
         "files", "ignored", "options", "title", "error", "output", "commit_sent",
         "resubmits", "transient_since", "next_attempt_at", "requested",
-        "changed_after_finish", "seen_at", "ready_at", "upload_started_at", "committed_at",
-        "node_finished_at", "download_started_at", "finished_at",
+        "changed_after_finish", "seen_at", "changed_at", "ready_at", "upload_started_at",
+        "committed_at", "node_finished_at", "download_started_at", "finished_at",
     }
 )  # fmt: skip
 
@@ -131,6 +132,7 @@ class Drop:
     created_at: float
     updated_at: float
     seen_at: float | None
+    changed_at: float | None  # when the daemon last saw the drop's files change
     ready_at: float | None
     upload_started_at: float | None
     committed_at: float | None
@@ -250,7 +252,14 @@ class Store:
 
     def add_drop(self, *, watch: str, name: str, path: str, now: float, **fields: Any) -> Drop:
         """Record a newly seen drop folder (state ``waiting``) and return it."""
-        values = {"files": [], "ignored": [], "options": {}, "seen_at": now, **fields}
+        values = {
+            "files": [],
+            "ignored": [],
+            "options": {},
+            "seen_at": now,
+            "changed_at": now,
+            **fields,
+        }
         columns = ["watch", "name", "path", "state", "created_at", "updated_at"]
         params: list[Any] = [watch, name, path, DropState.WAITING.value, now, now]
         for key, value in values.items():

@@ -1,0 +1,474 @@
+"""The daemon's main loop: one thread decides, worker pools do the talking.
+
+The loop never waits on the network itself: it looks at folders, reads the state file,
+hands work on drops to pools (uploads, node polls and requests, downloads) and sleeps on
+an event that file events, finished jobs and signals set. Signal handlers only set flags.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from odx_agent import __version__
+from odx_agent.agent import requests as operator
+from odx_agent.agent.detect import Detector
+from odx_agent.agent.fetch import fetch
+from odx_agent.agent.lifecycle import Lifecycle
+from odx_agent.agent.nodes import NodePool, make_client
+from odx_agent.agent.outputs import STAGING_PREFIX, remove_tree
+from odx_agent.agent.runtime import Runtime
+from odx_agent.agent.submit import continue_upload, start_upload
+from odx_agent.agent.track import poll
+from odx_agent.agent.work import JobRunner
+from odx_agent.config import AgentConfig, ConfigError, load_config
+from odx_agent.metrics import AgentMetrics, Heartbeat, MetricsServer
+from odx_agent.notify import deliver_command, deliver_webhook, next_retry_delay
+from odx_agent.sdnotify import SystemdNotifier, summary_line
+from odx_agent.states import DropState
+from odx_agent.store import Drop, InstanceLock, Notification, Store
+from odx_agent.watch import FolderWatcher, WatchedFolder
+
+log = structlog.get_logger(__name__)
+
+TICK_SECONDS = 1.0
+STOP_GRACE_SECONDS = 8.0
+
+
+@dataclass
+class _Schedule:
+    """When each periodic duty is next due (monotonic seconds)."""
+
+    rescan: dict[str, float] = field(default_factory=dict)
+    probe: float = 0.0
+    watchdog: float = 0.0
+
+
+class Agent:
+    """The odx-agent daemon. ``run()`` blocks until ``stop()``; ``start()``/``stop()`` run it
+    on a thread of its own (tests, the demo)."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        notifier: SystemdNotifier | None = None,
+        metrics: AgentMetrics | None = None,
+    ) -> None:
+        self._clock = clock
+        self._notifier = notifier or SystemdNotifier.from_environment()
+        self._wake = threading.Event()
+        self._reload = threading.Event()
+        self._dirty: set[tuple[str, str]] = set()
+        self._dirty_lock = threading.Lock()
+        self._busy: set[int] = set()
+        self._busy_lock = threading.Lock()
+        self._notifying: set[int] = set()
+        self._uploads_running = 0
+        self._thread: threading.Thread | None = None
+        self._schedule = _Schedule()
+        self._last_status = ""
+        self.heartbeat = Heartbeat(max_age_seconds=max(30.0, config.poll_interval_seconds * 6))
+        self.metrics = metrics or AgentMetrics(
+            watches=[watch.name for watch in config.watches],
+            nodes=[node.name for node in config.nodes],
+            version=__version__,
+        )
+        self._lock = InstanceLock(Path(f"{config.state_file}.lock"))
+        self._lock.acquire()
+        try:
+            store = Store.open(config.state_file)
+        except Exception:
+            self._lock.release()
+            raise
+        self.runtime = Runtime(
+            config=config,
+            store=store,
+            nodes=_node_pool(config, self.metrics, clock),
+            metrics=self.metrics,
+            lifecycle=Lifecycle(
+                store=store,
+                metrics=self.metrics,
+                clock=clock,
+                config=lambda: self.runtime.config,
+                watch=lambda name: self.runtime.watch(name),
+            ),
+            clock=clock,
+        )
+        self.metrics.set_drop_counts_source(store.counts)
+        self.metrics.set_oldest_source(self._oldest)
+        self._detector = Detector(self.runtime)
+        self._jobs = JobRunner(self.runtime)
+        self._watcher = FolderWatcher(self._on_change)
+        self._uploads = ThreadPoolExecutor(max(1, config.max_parallel_uploads), "uploads")
+        self._io = ThreadPoolExecutor(4, "node")
+        self._downloads = ThreadPoolExecutor(2, "downloads")
+        self._server: MetricsServer | None = None
+
+    # -- control ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Run the daemon on a background thread; return once it is serving."""
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self.run, args=(ready,), name="odx-agent-main")
+        self._thread.start()
+        ready.wait(30)
+
+    def stop(self) -> None:
+        """Ask the loop to finish (from any thread or a signal handler)."""
+        self.runtime.stopping.set()
+        self._wake.set()
+        if self._thread is not None and threading.current_thread() is not self._thread:
+            self._thread.join(STOP_GRACE_SECONDS + 5)
+
+    def reload(self) -> None:
+        """Ask the loop to reread the config file (SIGHUP)."""
+        self._reload.set()
+        self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def run(self, ready: threading.Event | None = None) -> int:
+        """Run until stopped. Return the exit code (0: stopped on request)."""
+        runtime = self.runtime
+        try:
+            self._start_serving()
+            self._reconcile()
+            for watch in runtime.config.watches:
+                self._detector.scan(watch)
+            self._notifier.ready()
+            log.info(
+                "odx-agent running",
+                version=__version__,
+                watches=[w.name for w in runtime.config.watches],
+                nodes=runtime.nodes.names,
+                state_file=str(runtime.config.state_file),
+            )
+            if ready is not None:
+                ready.set()
+            while not runtime.stopping.is_set():
+                self._turn()
+                self._wake.wait(TICK_SECONDS)
+                self._wake.clear()
+        finally:
+            if ready is not None:
+                ready.set()
+            self._shutdown()
+        return 0
+
+    # -- one turn of the loop ----------------------------------------------------------------
+
+    def _turn(self) -> None:
+        self.heartbeat.beat()
+        now_mono = time.monotonic()
+        interval = self._notifier.watchdog_interval()
+        if interval is not None and now_mono >= self._schedule.watchdog:
+            self._notifier.watchdog()
+            self._schedule.watchdog = now_mono + interval / 2
+        if self._reload.is_set():
+            self._reload.clear()
+            self._do_reload()
+        self._detect(now_mono)
+        self._handle_requests()
+        self._dispatch()
+        self._notify()
+        if now_mono >= self._schedule.probe:
+            self._schedule.probe = now_mono + self.runtime.config.poll_interval_seconds
+            for name in self.runtime.nodes.names:
+                self._io.submit(self.runtime.nodes.probe, name)
+        self._status()
+
+    def _detect(self, now_mono: float) -> None:
+        runtime = self.runtime
+        with self._dirty_lock:
+            dirty, self._dirty = self._dirty, set()
+        for watch in runtime.config.watches:
+            polled = watch.mode == "poll" or watch.name in self._watcher.polled
+            every = (
+                runtime.config.poll_interval_seconds if polled else runtime.config.rescan_seconds
+            )
+            if now_mono >= self._schedule.rescan.get(watch.name, 0.0):
+                self._schedule.rescan[watch.name] = now_mono + every
+                self._detector.scan(watch)
+                continue
+            names = {drop for watch_name, drop in dirty if watch_name == watch.name}
+            now = runtime.clock()
+            for drop in runtime.store.active():
+                if (
+                    drop.watch == watch.name
+                    and drop.state == DropState.WAITING
+                    and drop.next_attempt_at is not None
+                    and drop.next_attempt_at <= now
+                ):
+                    names.add(drop.name)
+            if names:
+                self._detector.scan(watch, names)
+
+    def _dispatch(self) -> None:
+        runtime = self.runtime
+        now = runtime.clock()
+        active = runtime.store.active()
+        on_node: dict[str, int] = {}
+        for drop in active:
+            if drop.node and drop.state in (
+                DropState.UPLOADING,
+                DropState.PROCESSING,
+                DropState.DOWNLOADING,
+            ):
+                on_node[drop.node] = on_node.get(drop.node, 0) + 1
+        for drop in active:
+            if drop.id in self._busy or drop.requested:
+                continue
+            if drop.next_attempt_at is not None and drop.next_attempt_at > now:
+                continue
+            if drop.state == DropState.READY:
+                if self._uploads_running >= runtime.config.max_parallel_uploads:
+                    continue
+                node = runtime.nodes.pick(on_node)
+                if node is None:
+                    continue
+                on_node[node] = on_node.get(node, 0) + 1
+                self._submit_upload(drop, _submission(runtime, node))
+            elif drop.state == DropState.UPLOADING:
+                if self._uploads_running < runtime.config.max_parallel_uploads:
+                    self._submit_upload(drop, lambda d: continue_upload(runtime, d))
+            elif drop.state == DropState.PROCESSING:
+                self._submit(self._io, drop, lambda d: poll(runtime, d))
+            elif drop.state == DropState.DOWNLOADING:
+                self._submit(self._downloads, drop, lambda d: fetch(runtime, d))
+
+    def _submit_upload(self, drop: Drop, job: Callable[[Drop], object]) -> None:
+        with self._busy_lock:
+            self._uploads_running += 1
+
+        def counted(d: Drop) -> object:
+            try:
+                return job(d)
+            finally:
+                with self._busy_lock:
+                    self._uploads_running -= 1
+
+        self._submit(self._uploads, drop, counted)
+
+    def _submit(self, pool: ThreadPoolExecutor, drop: Drop, job: Callable[[Drop], object]) -> None:
+        with self._busy_lock:
+            self._busy.add(drop.id)
+
+        def run() -> None:
+            try:
+                self._jobs.run(drop.id, job)
+            finally:
+                with self._busy_lock:
+                    self._busy.discard(drop.id)
+                self._wake.set()
+
+        try:
+            pool.submit(run)
+        except RuntimeError:  # the pool is shutting down
+            with self._busy_lock:
+                self._busy.discard(drop.id)
+
+    def _handle_requests(self) -> None:
+        runtime = self.runtime
+        for drop in runtime.store.requested():
+            if drop.id in self._busy:
+                if drop.requested == "cancel":
+                    runtime.canceled.add(drop.id)
+                continue
+            action = operator.cancel if drop.requested == "cancel" else operator.retry
+            with self._busy_lock:
+                self._busy.add(drop.id)
+
+            def run(d: Drop = drop, act: Callable[[Runtime, Drop], None] = action) -> None:
+                try:
+                    act(runtime, d)
+                except Exception:
+                    log.exception("operator request failed", drop_id=d.id)
+                finally:
+                    with self._busy_lock:
+                        self._busy.discard(d.id)
+                    self._wake.set()
+
+            self._io.submit(run)
+
+    def _notify(self) -> None:
+        runtime = self.runtime
+        for notification in runtime.store.due_notifications(runtime.clock()):
+            if notification.id in self._notifying:
+                continue
+            self._notifying.add(notification.id)
+            self._io.submit(self._deliver, notification)
+
+    def _deliver(self, notification: Notification) -> None:
+        runtime = self.runtime
+        target = notification.target
+        try:
+            if target["kind"] == "webhook":
+                deliver_webhook(target["url"], notification.payload, timeout=target["timeout"])
+            else:
+                deliver_command(target["argv"], notification.payload, timeout=target["timeout"])
+        except Exception as error:  # noqa: BLE001 - any failure is retried later
+            delay = next_retry_delay(notification.attempts + 1)
+            runtime.metrics.error("notify")
+            log.warning(
+                "notification not delivered; will retry",
+                kind=target["kind"],
+                event=notification.event,
+                error=str(error),
+                retry_in_seconds=round(delay),
+            )
+            runtime.store.notification_failed(
+                notification.id, error=str(error), retry_at=runtime.clock() + delay
+            )
+        else:
+            runtime.store.notification_delivered(notification.id, now=runtime.clock())
+        finally:
+            self._notifying.discard(notification.id)
+
+    def _status(self) -> None:
+        counts: dict[str, int] = {}
+        for (_watch, state), count in self.runtime.store.counts().items():
+            counts[state] = counts.get(state, 0) + count
+        line = summary_line(counts)
+        if line != self._last_status:
+            self._last_status = line
+            self._notifier.status(line)
+
+    # -- start-up, reload, shutdown ------------------------------------------------------------
+
+    def _start_serving(self) -> None:
+        config = self.runtime.config
+        if config.metrics.enabled:
+            self._server = MetricsServer(config.metrics.listen, self.metrics.registry, self._health)
+            self._server.start()
+        self._watcher.start(_watched(config))
+
+    def _health(self) -> tuple[bool, dict[str, object]]:
+        alive, details = self.heartbeat.health()
+        store_ok = self.runtime.store.ping() if alive else False
+        return alive and store_ok, {
+            **details,
+            "state_file": "ok" if store_ok else "unknown",
+            "nodes": self.runtime.nodes.describe(),
+        }
+
+    def _reconcile(self) -> None:
+        """Pick up every drop left in flight; remove staging folders of finished work."""
+        runtime = self.runtime
+        downloading = {
+            drop.id for drop in runtime.store.active() if drop.state == DropState.DOWNLOADING
+        }
+        for watch in runtime.config.watches:
+            try:
+                leftovers = [p for p in watch.output.iterdir() if p.name.startswith(STAGING_PREFIX)]
+            except OSError:
+                continue
+            for folder in leftovers:
+                suffix = folder.name[len(STAGING_PREFIX) :]
+                if not suffix.isdigit() or int(suffix) not in downloading:
+                    remove_tree(folder)
+        for drop in runtime.store.active():
+            if drop.state != DropState.WAITING:
+                log.info(
+                    "resuming drop",
+                    watch=drop.watch,
+                    drop=drop.name,
+                    state=drop.state.value,
+                    task_uuid=drop.task_uuid,
+                )
+            if drop.next_attempt_at is not None and drop.state != DropState.WAITING:
+                runtime.store.update(drop.id, now=runtime.clock(), next_attempt_at=None)
+
+    def _do_reload(self) -> None:
+        runtime = self.runtime
+        self._notifier.reloading()
+        try:
+            config = load_config(runtime.config.config_path)
+        except ConfigError as error:
+            runtime.metrics.error("config")
+            for line in error.lines:
+                log.exception("reload refused; keeping the running configuration", problem=line)
+            self._notifier.ready()
+            return
+        kept = {watch.name for watch in config.watches}
+        for watch in runtime.config.watches:
+            if watch.name not in kept:
+                runtime.retired[watch.name] = watch
+        for name in kept:
+            runtime.retired.pop(name, None)
+        runtime.config = config
+        runtime.nodes = _node_pool(config, self.metrics, self._clock)
+        self.metrics.reconfigure([w.name for w in config.watches], [n.name for n in config.nodes])
+        self._watcher.stop()
+        self._watcher.start(_watched(config))
+        self._schedule.rescan.clear()
+        log.info("configuration reloaded", watches=sorted(kept))
+        self._notifier.ready()
+
+    def _shutdown(self) -> None:
+        self.runtime.stopping.set()
+        self._notifier.stopping()
+        self._watcher.stop()
+        for pool in (self._uploads, self._io, self._downloads):
+            pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        while self._busy and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self._server is not None:
+            self._server.stop()
+        if not self._busy:
+            self.runtime.store.close()
+        self._lock.release()
+        log.info("odx-agent stopped", unfinished_jobs=len(self._busy))
+
+    def _on_change(self, watch: str, drop: str) -> None:
+        with self._dirty_lock:
+            self._dirty.add((watch, drop))
+        self._wake.set()
+
+    def _oldest(self) -> tuple[float | None, float | None]:
+        now = self.runtime.clock()
+        active = self.runtime.store.active()
+        oldest_active = min((d.created_at for d in active), default=None)
+        undownloaded = min(
+            (
+                d.node_finished_at
+                for d in active
+                if d.state == DropState.DOWNLOADING and d.node_finished_at
+            ),
+            default=None,
+        )
+        return (
+            None if oldest_active is None else now - oldest_active,
+            None if undownloaded is None else now - undownloaded,
+        )
+
+
+def _submission(runtime: Runtime, node: str) -> Callable[[Drop], object]:
+    def submit(drop: Drop) -> Drop:
+        return continue_upload(runtime, start_upload(runtime, drop, node))
+
+    return submit
+
+
+def _watched(config: AgentConfig) -> list[WatchedFolder]:
+    return [WatchedFolder(watch.name, watch.path, watch.mode) for watch in config.watches]
+
+
+def _node_pool(config: AgentConfig, metrics: AgentMetrics, clock: Callable[[], float]) -> NodePool:
+    return NodePool(
+        [
+            (node.name, make_client(node.base_url, node.token), node.max_active_tasks)
+            for node in config.nodes
+        ],
+        metrics=metrics,
+        clock=clock,
+    )

@@ -1,0 +1,1 @@
+"""One module per operator command; the CLI parses arguments and calls into these."""
