@@ -189,6 +189,8 @@ def _is_json(value: object) -> bool:
             return False
         return True
     if isinstance(value, str):
+        if not value.strip():
+            return True  # the node's own default for its JSON options: nothing given
         try:
             json.loads(value)
         except ValueError:
