@@ -69,14 +69,18 @@ def sink() -> Iterator[tuple[int, list[int]]]:
 
 CLIENT = textwrap.dedent(
     """
-    import resource, sys
+    import sys
     from pathlib import Path
     from odx_agent.nodeodx import Node
 
     files = sorted(Path(sys.argv[2]).iterdir())
     node = Node("127.0.0.1", int(sys.argv[1]), "token")
     task = node.create_task(files, parallel_uploads=10)
-    print(task.uuid, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    # VmHWM is this program's own peak; ru_maxrss would include the parent's size, which
+    # Linux carries over across exec.
+    status = Path("/proc/self/status").read_text()
+    peak_kib = next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))
+    print(task.uuid, peak_kib)
     """
 )
 
