@@ -118,6 +118,8 @@ def scan_drop(
     for relative, info in _walk(folder, lstat):
         newest = max(newest, info.st_mtime_ns)
         if stat.S_ISDIR(info.st_mode):
+            if relative.rsplit("/", 1)[-1].startswith("."):
+                ignored.append(f"{relative}/ (hidden folder)")
             continue
         kind = classify(relative, marker)
         if stat.S_ISLNK(info.st_mode):
