@@ -256,14 +256,19 @@ class Node:
             raise NodeResponseError("Not enough images")
         paths = upload.check_readable(files)
         uuid = self._init(task_uuid, name, options, skip_post_processing, webhook, outputs)
-        upload.upload_all(
-            lambda path: self.upload_file(uuid, path),
-            paths,
-            parallel_uploads=parallel_uploads,
-            max_retries=max_retries,
-            retry_timeout=retry_timeout,
-            progress_callback=progress_callback,
-        )
+        try:
+            upload.upload_all(
+                lambda path: self.upload_file(uuid, path),
+                paths,
+                parallel_uploads=parallel_uploads,
+                max_retries=max_retries,
+                retry_timeout=retry_timeout,
+                progress_callback=progress_callback,
+            )
+        finally:
+            # The upload threads have ended; their keep-alive sockets would idle until
+            # the next upload otherwise.
+            self._http.close_finished_threads()
         if progress_callback is not None:
             progress_callback(100.0)
         return self.commit_task(uuid)

@@ -177,16 +177,18 @@ class HttpClient:
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         with self._lock:
-            alive = []
-            for thread, other in self._sessions:
-                if thread.is_alive():
-                    alive.append((thread, other))
-                else:
-                    other.close()
-            alive.append((threading.current_thread(), session))
-            self._sessions = alive
+            self._sessions.append((threading.current_thread(), session))
+        self.close_finished_threads()
         self._local.session = session
         return session
+
+    def close_finished_threads(self) -> None:
+        """Close the sessions of threads that have ended (their idle keep-alive sockets)."""
+        with self._lock:
+            finished = [entry for entry in self._sessions if not entry[0].is_alive()]
+            self._sessions = [entry for entry in self._sessions if entry[0].is_alive()]
+        for _thread, session in finished:
+            session.close()
 
     def close(self) -> None:
         """Close every session this client opened."""

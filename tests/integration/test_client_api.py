@@ -11,6 +11,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 import odx_agent.simnode
@@ -294,3 +295,28 @@ def test_url_and_from_url_keep_the_seed_forms() -> None:
     assert Node("h", 443).url("/x", {"a": 1}) == "https://h/x?a=1"
     assert Node.from_url("https://h:8443").url("/x") == "https://h:8443/x"
     assert Node.from_url("http://h").port == 80
+
+
+def test_upload_threads_leave_no_open_connections(simnode: SimulatedNode, tmp_path: Path) -> None:
+    folder = tmp_path / "many"
+    folder.mkdir()
+    paths = []
+    for index in range(8):
+        path = folder / f"IMG_{index}.JPG"
+        path.write_bytes(os.urandom(2000))
+        paths.append(path)
+    node = Node("127.0.0.1", simnode.port)
+    node.create_task(paths, parallel_uploads=4)
+
+    def client_connections() -> int:
+        return sum(
+            1
+            for connection in psutil.Process().net_connections(kind="tcp")
+            if connection.raddr
+            and connection.raddr.port == simnode.port
+            and connection.status == psutil.CONN_ESTABLISHED
+        )
+
+    assert client_connections() == 1  # the calling thread's pooled keep-alive connection
+    node.close()
+    assert client_connections() == 0
