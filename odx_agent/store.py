@@ -358,6 +358,15 @@ class Store:
             ).fetchall()
         return {(row[0], row[1]): row[2] for row in rows}
 
+    def last_success(self) -> dict[str, float]:
+        """Return, per watch, when its last drop completed (Unix seconds)."""
+        with self._lock:
+            rows = self._connection.execute(
+                "SELECT watch, MAX(finished_at) FROM drops WHERE state = 'completed' "
+                "GROUP BY watch"
+            ).fetchall()
+        return {row[0]: row[1] for row in rows if row[1] is not None}
+
     # -- uploaded files --------------------------------------------------------------------
 
     def record_uploaded(self, drop_id: int, task_uuid: str, name: str) -> None:
