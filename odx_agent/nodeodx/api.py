@@ -101,10 +101,10 @@ class Node:
     def _base_url(self) -> str:
         return f"{self.scheme}://{self._netloc()}"
 
-    def url(self, url: str, query: Mapping[str, object] | None = None) -> str:
+    def url(self, url: str, query: Mapping[str, object] = {}) -> str:  # the seed's; never mutated
         """Given a path and query values, return the absolute URL (token included: never
         print it)."""
-        values = dict(query or {})
+        values = dict(query)
         if self.token:
             values["token"] = self.token
         return urlunparse((self.scheme, self._netloc(), url, "", urlencode(values), ""))
