@@ -48,7 +48,10 @@ def poll(runtime: Runtime, drop: Drop) -> Drop:
     runtime.nodes.mark(drop.node, up=True)
     now = runtime.clock()
     if info.status == TaskStatus.COMPLETED:
-        return runtime.lifecycle.move(drop, DropState.DOWNLOADING, transient_since=None, error=None)
+        # the next poll's time must not hold back the download (a webhook polls early)
+        return runtime.lifecycle.move(
+            drop, DropState.DOWNLOADING, transient_since=None, error=None, next_attempt_at=None
+        )
     if info.status == TaskStatus.FAILED:
         reason = info.last_error or "the task failed on the node"
         return runtime.lifecycle.move(
