@@ -18,6 +18,13 @@ import structlog
 
 from odx_agent import __version__
 from odx_agent.agent import requests as operator
+from odx_agent.agent.callback import (
+    CallbackInbox,
+    CallbackSecrets,
+    CallbackServer,
+    key_path,
+    load_or_create_key,
+)
 from odx_agent.agent.detect import Detector
 from odx_agent.agent.fetch import fetch
 from odx_agent.agent.lifecycle import Lifecycle
@@ -83,7 +90,10 @@ class Agent:
         )
         self._lock = InstanceLock(Path(f"{config.state_file}.lock"))
         self._lock.acquire()
+        callback_key: bytes | None = None
         try:
+            if config.callback_url and config.callback_listen:
+                callback_key = load_or_create_key(key_path(config.state_file))
             store = Store.open(config.state_file)
         except Exception:
             self._lock.release()
@@ -102,6 +112,14 @@ class Agent:
             ),
             clock=clock,
         )
+        self._callbacks = CallbackInbox(self.wake)
+        self._callback_server: CallbackServer | None = None
+        if callback_key is not None and config.callback_url and config.callback_listen:
+            callback_secrets = CallbackSecrets(config.callback_url, callback_key)
+            self.runtime.callback = callback_secrets.url
+            self._callback_server = CallbackServer(
+                config.callback_listen, callback_secrets, self._callbacks.announce
+            )
         self.metrics.set_drop_counts_source(store.counts)
         self.metrics.set_oldest_source(self._oldest)
         self._detector = Detector(self.runtime)
@@ -215,6 +233,9 @@ class Agent:
     def _dispatch(self) -> None:
         runtime = self.runtime
         now = runtime.clock()
+        # tasks the node announced as ended are polled now, whatever their schedule; taken
+        # before reading the drops, so no announcement is matched against an older state
+        announced = self._callbacks.take()
         active = runtime.store.active()
         on_node: dict[str, int] = {}
         for drop in active:
@@ -224,10 +245,14 @@ class Agent:
                 DropState.DOWNLOADING,
             ):
                 on_node[drop.node] = on_node.get(drop.node, 0) + 1
+        still_announced: set[str] = set()
         for drop in active:
+            called = drop.state == DropState.PROCESSING and drop.task_uuid in announced
             if drop.id in self._busy or drop.requested:
+                if called and drop.task_uuid:
+                    still_announced.add(drop.task_uuid)  # a poll in flight may predate it
                 continue
-            if drop.next_attempt_at is not None and drop.next_attempt_at > now:
+            if drop.next_attempt_at is not None and drop.next_attempt_at > now and not called:
                 continue
             if drop.state == DropState.READY:
                 if self._uploads_running >= runtime.config.max_parallel_uploads:
@@ -244,6 +269,7 @@ class Agent:
                 self._submit(self._io, drop, lambda d: poll(runtime, d))
             elif drop.state == DropState.DOWNLOADING:
                 self._submit(self._downloads, drop, lambda d: fetch(runtime, d))
+        self._callbacks.put_back(still_announced)
 
     def _submit_upload(self, drop: Drop, job: Callable[[Drop], object]) -> None:
         with self._busy_lock:
@@ -349,6 +375,8 @@ class Agent:
         if config.metrics.enabled:
             self._server = MetricsServer(config.metrics.listen, self.metrics.registry, self._health)
             self._server.start()
+        if self._callback_server is not None:
+            self._callback_server.start()
         self._watcher.start(_watched(config))
 
     def _health(self) -> tuple[bool, dict[str, object]]:
@@ -375,6 +403,8 @@ class Agent:
                 suffix = folder.name[len(STAGING_PREFIX) :]
                 if not suffix.isdigit() or int(suffix) not in downloading:
                     remove_tree(folder)
+        for watch_name, finished in runtime.store.last_success().items():
+            self.metrics.set_last_success(watch_name, finished)
         for drop in runtime.store.active():
             if drop.state != DropState.WAITING:
                 log.info(
@@ -424,6 +454,8 @@ class Agent:
             time.sleep(0.05)
         if self._server is not None:
             self._server.stop()
+        if self._callback_server is not None:
+            self._callback_server.stop()
         if not self._busy:
             self.runtime.store.close()
         self._lock.release()

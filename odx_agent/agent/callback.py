@@ -1,0 +1,218 @@
+"""The fast path: the node announces a finished task at once instead of waiting for a poll.
+
+Each task gets its own webhook URL, ``<callback_url>/odx-callback/<task uuid>/<secret>``,
+where the secret is an HMAC of the task UUID under a random key kept in a 0600 file beside
+the state file, so URLs handed to the node before a restart stay valid after it and nobody
+without the key can make one up. A valid call only wakes the loop to poll that task now:
+the body is never read for meaning, as polling stays the source of truth. Anything else is
+refused (404 for unknown paths, 403 for a wrong secret, 413 for a large body, 501 for
+methods other than GET and POST).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import socket
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+from odx_agent.metrics_http import parse_listen
+
+PATH_PREFIX = "odx-callback"
+KEY_BYTES = 32
+MAX_BODY_BYTES = 64 * 1024
+# The node's announcement is tiny; a slow or stalled sender is cut off rather than
+# holding a thread.
+READ_TIMEOUT_SECONDS = 10.0
+_CALL = re.compile(
+    r"^(?:/[^?#]*)?/" + PATH_PREFIX + r"/(?P<uuid>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-"
+    r"[0-9a-f]{4}-[0-9a-f]{12})/(?P<secret>[^/?#]*)$"
+)
+
+
+def key_path(state_file: Path) -> Path:
+    """Given the state file, return the path of the callback key beside it."""
+    return Path(f"{state_file}.callback-key")
+
+
+def load_or_create_key(path: Path) -> bytes:
+    """Given the key file's path, return its key, creating the file (0600, random) when
+    it does not exist or holds no usable key. Raise OSError when it cannot be written."""
+    with contextlib.suppress(FileNotFoundError):
+        key = path.read_bytes()
+        if len(key) == KEY_BYTES:
+            if path.stat().st_mode & 0o077:
+                os.chmod(path, 0o600)
+            return key
+    key = secrets.token_bytes(KEY_BYTES)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.write(fd, key)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temporary, path)
+    return key
+
+
+class CallbackSecrets:
+    """Make and check the per-task callback URLs under one key."""
+
+    def __init__(self, base_url: str, key: bytes) -> None:
+        self._base = base_url.rstrip("/")
+        self._key = key
+
+    def __repr__(self) -> str:
+        return f"CallbackSecrets(base_url={self._base!r})"
+
+    def secret(self, task_uuid: str) -> str:
+        """Given a task UUID, return its secret (hex)."""
+        return hmac.new(self._key, task_uuid.encode(), hashlib.sha256).hexdigest()
+
+    def url(self, task_uuid: str) -> str:
+        """Given a task UUID, return the webhook URL the node should call for it."""
+        return f"{self._base}/{PATH_PREFIX}/{task_uuid}/{self.secret(task_uuid)}"
+
+    def valid(self, task_uuid: str, secret: str) -> bool:
+        """Return whether ``secret`` belongs to ``task_uuid`` (compared in constant time)."""
+        return hmac.compare_digest(self.secret(task_uuid).encode(), secret.encode())
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class _Handler(BaseHTTPRequestHandler):
+    secrets: ClassVar[CallbackSecrets]
+    announce: ClassVar[Callable[[str], None]]
+    server_version = "odx-agent"
+    timeout = READ_TIMEOUT_SECONDS
+
+    def do_POST(self) -> None:
+        match = _CALL.match(self.path)
+        if match is None:
+            self._reply(404, b"not found\n")
+            return
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY_BYTES:
+            self._reply(413, b"body too large\n")
+            return
+        if not type(self).secrets.valid(match["uuid"], match["secret"]):
+            self._reply(403, b"forbidden\n")
+            return
+        self.rfile.read(length)  # read and ignored: the poll that follows tells the truth
+        type(self).announce(match["uuid"])
+        self._reply(200, b"ok\n")
+
+    def do_GET(self) -> None:
+        self._reply(404, b"not found\n")
+
+    def _reply(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        if status != 200:
+            # an unread body must not be taken for the next request
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Stay quiet: request lines carry the per-task secrets."""
+
+
+class CallbackServer:
+    """Listen on ``listen`` for task announcements checked by ``secrets``; call
+    ``announce(task_uuid)`` (from a server thread) for each valid one."""
+
+    def __init__(
+        self, listen: str, secrets: CallbackSecrets, announce: Callable[[str], None]
+    ) -> None:
+        self._address = parse_listen(listen)
+        self._secrets = secrets
+        self._announce = announce
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        """Return the bound port. Raise RuntimeError before ``start()``."""
+        if self._server is None:
+            raise RuntimeError("the callback server is not started")
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        """Bind and serve on a daemon thread. Raise OSError when the address is taken."""
+        if self._server is not None:
+            return
+        handler = type(
+            "CallbackHandler",
+            (_Handler,),
+            {"secrets": self._secrets, "announce": staticmethod(self._announce)},
+        )
+        server_class = _Server6 if ":" in self._address[0] else _Server
+        self._server = server_class(self._address, handler)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name="odx-agent-callback",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop serving, close the socket and wait up to ``timeout`` for the thread."""
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout)
+        self._server = self._thread = None
+
+
+class CallbackInbox:
+    """The task UUIDs announced since the loop last looked (thread-safe, bounded)."""
+
+    LIMIT = 10_000
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self._wake = wake
+        self._lock = threading.Lock()
+        self._announced: set[str] = set()
+
+    def announce(self, task_uuid: str) -> None:
+        """Record that the node announced ``task_uuid`` and wake the loop."""
+        with self._lock:
+            if len(self._announced) < self.LIMIT:
+                self._announced.add(task_uuid)
+        self._wake()
+
+    def take(self) -> set[str]:
+        """Return the announced UUIDs and forget them."""
+        with self._lock:
+            announced, self._announced = self._announced, set()
+        return announced
+
+    def put_back(self, task_uuids: set[str]) -> None:
+        """Keep ``task_uuids`` for the next look (their drop was busy this time)."""
+        with self._lock:
+            self._announced |= task_uuids
