@@ -60,7 +60,8 @@ def fetch(runtime: Runtime, drop: Drop, limits: ExtractLimits | None = None) -> 
 
         def progress(done: int, _total: int | None) -> None:
             nonlocal received
-            runtime.metrics.add_download_bytes(done - received)
+            # a broken body is fetched again from zero: count what really came in
+            runtime.metrics.add_download_bytes(done if done < received else done - received)
             received = done
 
         archive = task.download_archive(
