@@ -55,12 +55,12 @@ def test_stdlib_loggers_go_through_the_same_pipeline() -> None:
     stream = io.StringIO()
     configure_logging(level="DEBUG", fmt="json", stream=stream)
     logging.getLogger("urllib3.connectionpool").debug(
-        '%s "GET /task/abc/info?token=%s HTTP/1.1" 200 512', "http://node:3000", TOKEN
+        '%s "GET /task/7c1d0e52/info?token=%s HTTP/1.1" 200 512', "http://node:3000", TOKEN
     )
     (line,) = _lines(stream)
     assert line["logger"] == "urllib3.connectionpool"
     assert line["level"] == "debug"
-    assert line["event"] == '"GET /task/abc/info?token=*** HTTP/1.1" 200 512'.join(
+    assert line["event"] == '"GET /task/7c1d0e52/info?token=*** HTTP/1.1" 200 512'.join(
         ["http://node:3000 ", ""]
     )
     assert TOKEN not in stream.getvalue()
