@@ -184,6 +184,13 @@ class FaultProxy:
     def set_mode(self, mode: str, **params: Any) -> None:
         """Given a mode name and its parameters, apply it to new connections.
 
+        pass: forward untouched. latency (seconds=): every chunk read, either way, waits
+        that long before it is sent on. bandwidth (bytes_per_second=): each direction is
+        paced to that rate. cut_after (bytes=, direction="down"|"up"): after that many
+        bytes in that direction, both sides are closed. reset: the client gets an RST at
+        once. blackhole: the client's bytes are read and dropped, nothing ever answers.
+        drip (interval=0.05): the answer comes one byte per interval.
+
         Raise ValueError for an unknown mode or a missing parameter. The shaping modes
         (pass, latency, bandwidth, drip) also apply to connections already open.
         """
