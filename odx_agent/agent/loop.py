@@ -347,7 +347,7 @@ class Agent:
             log.warning(
                 "notification not delivered; will retry",
                 kind=target["kind"],
-                event=notification.event,
+                notification_event=notification.event,
                 error=str(error),
                 retry_in_seconds=round(delay),
             )
