@@ -62,6 +62,22 @@ def run(config_path: Path) -> None:
     from odx_agent.agent.startup import warn_about_plain_tokens
     from odx_agent.store import StoreError
 
+    # Handlers go in before anything slow: a SIGHUP or SIGTERM that arrives while the state
+    # file is opened must not kill the process with the default action.
+    pending: list[int] = []
+    agent: Agent | None = None
+
+    def on_signal(number: int, _frame: FrameType | None) -> None:
+        if agent is None:
+            pending.append(number)
+        elif number == signal.SIGHUP:
+            agent.reload()
+        else:
+            agent.runtime.stopping.set()
+            agent.wake()
+
+    for handled in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(handled, on_signal)
     config = _load(config_path)
     _logging(config)
     warn_about_plain_tokens(config)
@@ -70,17 +86,8 @@ def run(config_path: Path) -> None:
     except StoreError as error:
         click.echo(f"odx-agent: {error}", err=True)
         sys.exit(1)
-
-    def on_stop(_signal: int, _frame: FrameType | None) -> None:
-        agent.runtime.stopping.set()
-        agent.wake()
-
-    def on_reload(_signal: int, _frame: FrameType | None) -> None:
-        agent.reload()
-
-    signal.signal(signal.SIGTERM, on_stop)
-    signal.signal(signal.SIGINT, on_stop)
-    signal.signal(signal.SIGHUP, on_reload)
+    for number in pending:
+        on_signal(number, None)
     sys.exit(agent.run())
 
 
