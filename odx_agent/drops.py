@@ -229,15 +229,16 @@ def decide(
     settled_at = quiet_since + settle_seconds
     if now < settled_at:
         return Decision(Verdict.WAIT, "waiting for the drop to settle", recheck_at=settled_at)
-    problem = _problem(snapshot, min_images)
-    if problem is None:
+    unusable = why_unusable(snapshot, min_images)
+    if unusable is None:
         return Decision(Verdict.GO)
     if marker is None:
-        return Decision(Verdict.WAIT, problem)
-    return Decision(Verdict.FAIL, problem)
+        return Decision(Verdict.WAIT, unusable)
+    return Decision(Verdict.FAIL, unusable)
 
 
-def _problem(snapshot: DropSnapshot, min_images: int) -> str | None:
+def why_unusable(snapshot: DropSnapshot, min_images: int) -> str | None:
+    """Given a settled snapshot, return why it cannot be submitted, or None."""
     if snapshot.clashes:
         listed = "; ".join(", ".join(paths) for paths in snapshot.clashes.values())
         return f"images with the same file name in different folders: {listed}"

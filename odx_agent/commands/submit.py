@@ -12,7 +12,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from odx_agent.agent.nodes import make_client
 from odx_agent.agent.outputs import move_aside
 from odx_agent.config import AgentConfig, validate_options
-from odx_agent.drops import decide, scan_drop
+from odx_agent.drops import scan_drop, why_unusable
 from odx_agent.nodeodx.exceptions import GenericError, TaskFailedError
 from odx_agent.nodeodx.extract import safe_extract
 
@@ -39,9 +39,9 @@ def submit_folder(
         click.echo(f"odx-agent: unknown preset {preset!r} (known: {known})", err=True)
         return 2
     snapshot = scan_drop(folder, None)
-    verdict = decide(snapshot, marker=None, settle_seconds=0, min_images=1, now=0, last_change=0)
-    if verdict.reason:
-        click.echo(f"odx-agent: {folder}: {verdict.reason}", err=True)
+    unusable = why_unusable(snapshot, min_images=1)
+    if unusable:
+        click.echo(f"odx-agent: {folder}: {unusable}", err=True)
         return 2
     node_config = config.nodes[0]
     client = make_client(node_config.base_url, node_config.token)
