@@ -17,6 +17,7 @@ from pathlib import Path
 import structlog
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
 
 log = structlog.get_logger(__name__)
 
@@ -51,16 +52,23 @@ class FolderWatcher:
     ``polled`` holds the watches that are polled (configured so, or fallen back).
     """
 
-    def __init__(self, on_change: Callable[[str, str], None]) -> None:
+    def __init__(
+        self,
+        on_change: Callable[[str, str], None],
+        *,
+        observer_factory: Callable[[], BaseObserver] = Observer,
+    ) -> None:
         self._on_change = on_change
-        self._observer: Observer | None = None  # type: ignore[valid-type]
+        self._observer_factory = observer_factory
+        self._observer: BaseObserver | None = None
         self._lock = threading.Lock()
         self.polled: set[str] = set()
 
     def start(self, watches: Iterable[WatchedFolder]) -> None:
         """Begin watching; safe to call again after ``stop`` (on reload)."""
+        watches = list(watches)
         with self._lock:
-            observer = Observer()
+            observer = self._observer_factory()
             observer.daemon = True
             self.polled = set()
             for watch in watches:
