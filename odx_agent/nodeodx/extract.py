@@ -18,7 +18,6 @@ transient, fetch it again), FileExistsError when the destination is not usable.
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 import stat
@@ -67,7 +66,7 @@ class ExtractResult:
     total_bytes: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Member:
     info: zipfile.ZipInfo
     parts: tuple[str, ...]
@@ -134,6 +133,8 @@ def _plan(archive: zipfile.ZipFile, limits: ExtractLimits) -> _Plan:
             f"unsafe archive: {len(infos)} members, more than the limit {limits.max_members}"
         )
     members: list[_Member] = []
+    # Tile archives repeat the same directory names a hundred thousand times: share them.
+    shared_names: dict[str, str] = {}
     files: set[str] = set()
     named_directories: set[str] = set()
     all_directories: set[str] = set()
@@ -142,6 +143,7 @@ def _plan(archive: zipfile.ZipFile, limits: ExtractLimits) -> _Plan:
     for info in infos:
         name = info.orig_filename
         parts, is_directory = _member_parts(info)
+        parts = (*(shared_names.setdefault(part, part) for part in parts[:-1]), parts[-1])
         # Compare names as a filesystem that folds Unicode forms would see them.
         key_parts = [unicodedata.normalize("NFC", part) for part in parts]
         key = "/".join(key_parts)
@@ -226,12 +228,16 @@ def _copy_member(archive: zipfile.ZipFile, member: _Member, target_fd: int) -> N
     declared = info.file_size
     # zipfile cuts a member at its declared size and then fails its CRC, which would hide
     # a lie as mere corruption. Letting it run up to two chunks further (it may decode one
-    # chunk ahead of what it hands out) lets us see the excess first and stop there.
-    probe = copy.copy(info)
-    probe.file_size = declared + 2 * CHUNK_BYTES + 1
+    # chunk ahead of what it hands out) lets us see the excess first and stop there. The
+    # ZipInfo is our own object and is put back as soon as the member is open.
     produced = 0
     try:
-        with archive.open(probe) as source:
+        info.file_size = declared + 2 * CHUNK_BYTES + 1
+        try:
+            source = archive.open(info)
+        finally:
+            info.file_size = declared
+        with source:
             while chunk := source.read(CHUNK_BYTES):
                 produced += len(chunk)
                 if produced > declared:
