@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from odx_agent.agent.nodes import make_client
-from odx_agent.config import AgentConfig, ConfigError, load_ticket, validate_options
+from odx_agent.config import AgentConfig, ConfigError, load_ticket
+from odx_agent.config.errors import problem_line
+from odx_agent.config.options import option_problems
 from odx_agent.drops import TICKET_NAME
 from odx_agent.nodeodx import NodeOption
 from odx_agent.nodeodx.exceptions import GenericError
@@ -33,7 +35,10 @@ def check_against_nodes(config: AgentConfig) -> tuple[list[str], list[str]]:
         presets_dir = config.presets_dir
         for name, values in sorted(config.presets.items()):
             shown = f"{presets_dir.name}/{name}.yaml" if presets_dir else f"{name}.yaml"
-            problems += [f"{shown}: {message}" for message in validate_options(values, options)]
+            problems += [
+                problem_line(shown, [option], message)
+                for option, message in option_problems(values, options)
+            ]
     for watch in config.watches:
         try:
             tickets = sorted(watch.path.glob(f"*/{TICKET_NAME}"))
