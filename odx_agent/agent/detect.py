@@ -49,8 +49,7 @@ class Detector:
             log.exception("cannot list the watch folder", watch=watch.name, error=str(error))
             return
         latest = self._runtime.store.latest_per_folder(watch.name)
-        wanted = present if names is None else (names & present) | (names - present)
-        for name in sorted(wanted):
+        for name in sorted(present if names is None else names):
             drop = latest.get(name)
             if name in present:
                 self.look(watch, name, drop, full=names is None)

@@ -56,6 +56,7 @@ class JobRunner:
         runtime = self._runtime
         drop = runtime.store.find(drop_id)
         if drop is None or drop.final:
+            self._failures.pop(drop_id, None)
             return
         try:
             job(drop)
