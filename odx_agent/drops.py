@@ -99,6 +99,7 @@ def scan_drop(
     marker: str | None,
     *,
     lstat: Callable[[str], os.stat_result] = os.lstat,
+    listdir: Callable[[Path], list[str]] = os.listdir,
     can_read: Callable[[str], bool] = lambda path: os.access(path, os.R_OK),
 ) -> DropSnapshot:
     """Given a drop folder and the watch's marker name, return what it holds now.
@@ -115,7 +116,9 @@ def scan_drop(
     ticket: FileEntry | None = None
     marker_entry: FileEntry | None = None
     newest = lstat(str(folder)).st_mtime_ns
-    for relative, info in _walk(folder, lstat):
+    found, closed = _walk(folder, lstat, listdir)
+    unreadable.extend(f"{relative or '.'}/ (folder)" for relative in closed)
+    for relative, info in found:
         newest = max(newest, info.st_mtime_ns)
         if stat.S_ISDIR(info.st_mode):
             if relative.rsplit("/", 1)[-1].startswith("."):
@@ -160,19 +163,24 @@ def scan_drop(
     )
 
 
-def _walk(folder: Path, lstat: Callable[[str], os.stat_result]) -> list[tuple[str, os.stat_result]]:
+def _walk(
+    folder: Path, lstat: Callable[[str], os.stat_result], listdir: Callable[[Path], list[str]]
+) -> tuple[list[tuple[str, os.stat_result]], list[str]]:
+    """Return every entry below ``folder`` (not below hidden folders) with its lstat, and
+    the folders that could not be listed."""
     found: list[tuple[str, os.stat_result]] = []
+    closed: list[str] = []
     pending = [""]
     while pending:
         prefix = pending.pop()
         try:
-            names = sorted(os.listdir(folder / prefix if prefix else folder))
+            names = sorted(listdir(folder / prefix if prefix else folder))
         except (FileNotFoundError, NotADirectoryError):
             if not prefix:
                 raise
             continue  # a subfolder removed while we looked: the next scan sees the change
         except PermissionError:
-            found.append((prefix or ".", lstat(str(folder))))
+            closed.append(prefix)
             continue
         for name in names:
             relative = f"{prefix}/{name}" if prefix else name
@@ -183,7 +191,7 @@ def _walk(folder: Path, lstat: Callable[[str], os.stat_result]) -> list[tuple[st
             found.append((relative, info))
             if stat.S_ISDIR(info.st_mode) and not name.startswith("."):
                 pending.append(relative)
-    return found
+    return found, closed
 
 
 def _clashes(entries: list[FileEntry]) -> dict[str, tuple[str, ...]]:

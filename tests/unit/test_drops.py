@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from odx_agent.drops import DropSnapshot, Verdict, classify, decide, scan_drop
+from odx_agent.drops import DropSnapshot, Verdict, classify, decide, scan_drop, why_unusable
 
 
 @pytest.mark.parametrize(
@@ -120,3 +120,18 @@ def test_too_few_images_fail_with_a_marker_but_wait_without(tmp_path: Path) -> N
     quiet = _snapshot(tmp_path / "q", 1, marker=False)
     waiting = decide(quiet, marker=None, settle_seconds=300, min_images=2, now=5000, last_change=0)
     assert (waiting.verdict, waiting.reason) == (Verdict.WAIT, "1 images found, at least 2 needed")
+
+
+def test_a_folder_that_cannot_be_listed_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "A.JPG").write_bytes(b"a")
+    (tmp_path / "B.JPG").write_bytes(b"b")
+    (tmp_path / "locked").mkdir()
+
+    def listdir(path: Path) -> list[str]:
+        if path.name == "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return os.listdir(path)
+
+    snapshot = scan_drop(tmp_path, None, listdir=listdir)
+    assert snapshot.unreadable == ("locked/ (folder)",)
+    assert why_unusable(snapshot, 2) == "cannot read: locked/ (folder)"
