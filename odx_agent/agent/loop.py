@@ -127,6 +127,10 @@ class Agent:
         self._watcher = FolderWatcher(self._on_change)
         self._uploads = ThreadPoolExecutor(max(1, config.max_parallel_uploads), "uploads")
         self._io = ThreadPoolExecutor(4, "node")
+        # probes wait up to the client timeout on a hanging node: on their own threads, one
+        # at a time per node, so they never pile up in front of task polls
+        self._probes = ThreadPoolExecutor(max(1, len(config.nodes)), "probe")
+        self._probing: set[str] = set()
         self._downloads = ThreadPoolExecutor(2, "downloads")
         self._server: MetricsServer | None = None
 
@@ -201,8 +205,16 @@ class Agent:
         if now_mono >= self._schedule.probe:
             self._schedule.probe = now_mono + self.runtime.config.poll_interval_seconds
             for name in self.runtime.nodes.names:
-                self._io.submit(self.runtime.nodes.probe, name)
+                if name not in self._probing:
+                    self._probing.add(name)
+                    self._probes.submit(self._probe, self.runtime.nodes, name)
         self._status()
+
+    def _probe(self, nodes: NodePool, name: str) -> None:
+        try:
+            nodes.probe(name)
+        finally:
+            self._probing.discard(name)
 
     def _detect(self, now_mono: float) -> None:
         runtime = self.runtime
@@ -447,7 +459,7 @@ class Agent:
         self.runtime.stopping.set()
         self._notifier.stopping()
         self._watcher.stop()
-        for pool in (self._uploads, self._io, self._downloads):
+        for pool in (self._uploads, self._io, self._downloads, self._probes):
             pool.shutdown(wait=False, cancel_futures=True)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         while self._busy and time.monotonic() < deadline:
