@@ -8,6 +8,8 @@ Exit codes: 0 success, 1 a runtime problem (state file locked, node unreachable 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -88,7 +90,14 @@ def run(config_path: Path) -> None:
         sys.exit(1)
     for number in pending:
         on_signal(number, None)
-    sys.exit(agent.run())
+    code = agent.run()
+    # A job still waiting on a hanging node would hold the interpreter's exit for the whole
+    # client timeout (pool threads are joined at exit); every state change is committed,
+    # so the work resumes at the next start. Flush what was logged and leave now.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @main.command()
