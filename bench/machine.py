@@ -32,7 +32,8 @@ def curl_version() -> str:
 
 
 def describe_machine() -> list[tuple[str, str]]:
-    """Return (label, value) pairs: CPU, cores, RAM, OS, Python, curl and the date."""
+    """Return (label, value) pairs: CPU, cores, RAM, OS, Python, curl, the load average
+    when the run began (other work on the machine skews wall times) and the date."""
     physical = psutil.cpu_count(logical=False)
     return [
         ("CPU", cpu_model()),
@@ -41,5 +42,6 @@ def describe_machine() -> list[tuple[str, str]]:
         ("OS", f"{platform.system()} {platform.release()}"),
         ("Python", platform.python_version()),
         ("curl", curl_version()),
+        ("load at start", "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())),
         ("date", datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")),
     ]
