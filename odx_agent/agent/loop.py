@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -308,8 +308,13 @@ class Agent:
                     self._busy.discard(drop.id)
                 self._wake.set()
 
+        def forget(future: Future[None]) -> None:
+            if future.cancelled():  # dropped from the queue at shutdown: it never ran
+                with self._busy_lock:
+                    self._busy.discard(drop.id)
+
         try:
-            pool.submit(run)
+            pool.submit(run).add_done_callback(forget)
         except RuntimeError:  # the pool is shutting down
             with self._busy_lock:
                 self._busy.discard(drop.id)
