@@ -56,7 +56,8 @@ def test_a_finished_task_is_fetched_at_once_and_forged_calls_are_refused(
     agent.start()
     try:
         drop = wait_for(lambda: _completed(agent), timeout=20)
-        assert drop.committed_at is not None and drop.finished_at is not None
+        assert drop.committed_at is not None
+        assert drop.finished_at is not None
         # a poll every 30 s would take that long; the node's call brings it in at once
         assert drop.finished_at - drop.committed_at < PROCESSING_SECONDS + 4
 
