@@ -15,7 +15,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from odx_agent.metrics_http import Heartbeat, MetricsServer, parse_listen
+from odx_agent.httpservice import parse_listen
+from odx_agent.metrics_http import Heartbeat, MetricsServer
 
 __all__ = [
     "DROP_STATES",

@@ -4,14 +4,14 @@ tells whether the main loop is still turning."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import ClassVar
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from odx_agent.httpservice import BackgroundHTTPServer
 
 HealthCheck = Callable[[], tuple[bool, dict[str, object]]]
 
@@ -54,28 +54,6 @@ class Heartbeat:
         }
 
 
-def parse_listen(listen: str) -> tuple[str, int]:
-    """Given ``host:port``, ``[v6-host]:port`` or ``:port``, return ``(host, port)``.
-    An empty host means 127.0.0.1: binding every interface must be asked for by name.
-    Raise ValueError when the text is not of that form."""
-    host, separator, port_text = listen.rpartition(":")
-    if not separator or not port_text.isdigit() or int(port_text) > 65535:
-        raise ValueError(f"listen address must be HOST:PORT, got {listen!r}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host or "127.0.0.1", int(port_text)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    # A restarted agent must bind again at once, even with connections in TIME_WAIT.
-    allow_reuse_address = True
-
-
-class _Server6(_Server):
-    address_family = socket.AF_INET6
-
-
 class _Handler(BaseHTTPRequestHandler):
     registry: ClassVar[CollectorRegistry]
     health: ClassVar[HealthCheck]
@@ -109,52 +87,13 @@ class _Handler(BaseHTTPRequestHandler):
         """Stay quiet: a scrape every few seconds would flood the journal."""
 
 
-class MetricsServer:
+class MetricsServer(BackgroundHTTPServer):
     """Serve ``GET /metrics`` from ``registry`` and ``GET /healthz`` from ``health`` on a
     daemon thread. ``health`` must answer at once (read a heartbeat, never wait on the
     loop): 200 with its details as JSON when it says ok, 503 otherwise."""
 
     def __init__(self, listen: str, registry: CollectorRegistry, health: HealthCheck) -> None:
-        self._address = parse_listen(listen)
-        self._registry = registry
-        self._health = health
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        """Return the bound port (the real one when asked for port 0). Raise RuntimeError
-        before ``start()``."""
-        if self._server is None:
-            raise RuntimeError("the metrics server is not started")
-        return int(self._server.server_address[1])
-
-    def start(self) -> None:
-        """Bind the address and serve on a daemon thread. Raise OSError when the address
-        cannot be bound."""
-        if self._server is not None:
-            return
         handler = type(
-            "MetricsHandler",
-            (_Handler,),
-            {"registry": self._registry, "health": staticmethod(self._health)},
+            "MetricsHandler", (_Handler,), {"registry": registry, "health": staticmethod(health)}
         )
-        server_class = _Server6 if ":" in self._address[0] else _Server
-        self._server = server_class(self._address, handler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.2},
-            name="odx-agent-metrics",
-            daemon=True,
-        )
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop serving, close the socket and wait up to ``timeout`` for the thread."""
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
-            return
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout)
-        self._server = self._thread = None
+        super().__init__(listen, handler, name="metrics")

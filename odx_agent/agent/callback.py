@@ -17,14 +17,13 @@ import hmac
 import os
 import re
 import secrets
-import socket
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import ClassVar
 
-from odx_agent.metrics_http import parse_listen
+from odx_agent.httpservice import BackgroundHTTPServer
 
 PATH_PREFIX = "odx-callback"
 KEY_BYTES = 32
@@ -87,15 +86,6 @@ class CallbackSecrets:
         return hmac.compare_digest(self.secret(task_uuid).encode(), secret.encode())
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-class _Server6(_Server):
-    address_family = socket.AF_INET6
-
-
 class _Handler(BaseHTTPRequestHandler):
     secrets: ClassVar[CallbackSecrets]
     announce: ClassVar[Callable[[str], None]]
@@ -139,54 +129,19 @@ class _Handler(BaseHTTPRequestHandler):
         """Stay quiet: request lines carry the per-task secrets."""
 
 
-class CallbackServer:
+class CallbackServer(BackgroundHTTPServer):
     """Listen on ``listen`` for task announcements checked by ``secrets``; call
     ``announce(task_uuid)`` (from a server thread) for each valid one."""
 
     def __init__(
         self, listen: str, secrets: CallbackSecrets, announce: Callable[[str], None]
     ) -> None:
-        self._address = parse_listen(listen)
-        self._secrets = secrets
-        self._announce = announce
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        """Return the bound port. Raise RuntimeError before ``start()``."""
-        if self._server is None:
-            raise RuntimeError("the callback server is not started")
-        return int(self._server.server_address[1])
-
-    def start(self) -> None:
-        """Bind and serve on a daemon thread. Raise OSError when the address is taken."""
-        if self._server is not None:
-            return
         handler = type(
             "CallbackHandler",
             (_Handler,),
-            {"secrets": self._secrets, "announce": staticmethod(self._announce)},
+            {"secrets": secrets, "announce": staticmethod(announce)},
         )
-        server_class = _Server6 if ":" in self._address[0] else _Server
-        self._server = server_class(self._address, handler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.2},
-            name="odx-agent-callback",
-            daemon=True,
-        )
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop serving, close the socket and wait up to ``timeout`` for the thread."""
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
-            return
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout)
-        self._server = self._thread = None
+        super().__init__(listen, handler, name="callback")
 
 
 class CallbackInbox:
