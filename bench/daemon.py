@@ -2,7 +2,6 @@
 
 detect: how long from a drop's marker being written to its task existing on the node.
 e2e: how long a batch of drops takes end to end, against the node's own busy time.
-idle: what the daemon costs while nothing happens (pending, see idle_section).
 """
 
 from __future__ import annotations
@@ -198,24 +197,4 @@ def e2e_section(drops: int) -> Section:
         "pyodx loop: for each drop create_task, wait_for_completion "
         f"(interval {E2E_POLL_SECONDS:g} s), download_assets, in one process.",
     ]
-    return section
-
-
-def idle_section() -> Section:
-    """Return the idle section: pending, with no figures.
-
-    The measurement it stands for: a daemon whose state file holds 1,000 completed drops
-    (10,000 uploaded-file rows) and whose watch folder holds those 1,000 folders runs for a
-    fixed time with nothing to do; its CPU seconds are scaled to CPU seconds per hour, and
-    `odx-agent status --json` is timed against that state file. It needs 1,000 drops that
-    the daemon recognises as already completed, which takes either a full run of 1,000
-    drops or a supported way to seed a state file; neither is part of the benchmark yet.
-    """
-    section = Section(
-        name="idle",
-        title="daemon at rest with 1,000 completed drops and 10,000 state rows",
-        columns=["figure", "value"],
-        rows=[["CPU s per hour", "pending"], ["status --json s", "pending"]],
-    )
-    section.notes = ["Not measured yet: no figure is given until it is."]
     return section

@@ -7,14 +7,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 BENCHMARKS_FILE = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
-ORDER = ("upload", "detect", "e2e", "idle")
+ORDER = ("upload", "detect", "e2e", "idle", "scale", "agent-rss")
 HEADER = """# Benchmarks
 
-Measured with `python -m bench upload|detect|e2e|idle|all` (`pip install -e '.[bench]'`
-first; `python -m bench --help` lists the flags for quicker runs). Every contender runs in
-the same invocation on the same machine, each in a process of its own, and the figures
-that matter are the ratios between them; absolute numbers only hold for the machine shown
-under each section. A section is rewritten each time its benchmark runs.
+Measured with `python -m bench upload|detect|e2e|idle|scale|agent-rss|all`
+(`pip install -e '.[bench]'` first; `python -m bench --help` lists the flags for quicker
+runs). Every contender runs in the same invocation on the same machine, each in a process
+of its own, and the figures that matter are the ratios between them; absolute numbers only
+hold for the machine shown under each section. A section is rewritten each time its
+benchmark runs.
 """
 
 
@@ -64,7 +65,7 @@ def write_section(section: Section, path: Path = BENCHMARKS_FILE) -> None:
     text = path.read_text() if path.exists() else HEADER
     blocks = {
         match.group(1): match.group(0)
-        for match in re.finditer(r"<!-- bench:(\w+) -->.*?<!-- /bench:\1 -->\n", text, re.S)
+        for match in re.finditer(r"<!-- bench:([\w-]+) -->.*?<!-- /bench:\1 -->\n", text, re.S)
     }
     head = text.split("<!-- bench:", 1)[0].rstrip() + "\n"
     blocks[section.name] = (
