@@ -48,7 +48,8 @@ def fetch(runtime: Runtime, drop: Drop, limits: ExtractLimits | None = None) -> 
         raise DropFailed(f"watch {drop.watch!r} is no longer configured")
     final = watch.output / drop.name
     if existing_report_matches(final, drop):
-        return _complete(runtime, drop, final)  # placed before a crash; only the state lagged
+        # placed before a crash; only the state lagged
+        return _complete(runtime, drop, final, None)
     outputs.prepare_output_root(watch.output)
     staging = outputs.staging_folder(watch.output, drop.id)
     outputs.remove_tree(staging)
@@ -88,7 +89,7 @@ def fetch(runtime: Runtime, drop: Drop, limits: ExtractLimits | None = None) -> 
         os.rename(result, final)
     finally:
         outputs.remove_tree(staging)
-    return _complete(runtime, drop, final)
+    return _complete(runtime, drop, final, now)
 
 
 def _as_completed(drop: Drop, now: float, final: Path) -> Drop:
@@ -97,9 +98,15 @@ def _as_completed(drop: Drop, now: float, final: Path) -> Drop:
     )
 
 
-def _complete(runtime: Runtime, drop: Drop, final: Path) -> Drop:
+def _complete(runtime: Runtime, drop: Drop, final: Path, finished_at: float | None) -> Drop:
+    """Record the drop completed (at the time its report says, when known)."""
     done = runtime.lifecycle.move(
-        drop, DropState.COMPLETED, output=str(final), error=None, transient_since=None
+        drop,
+        DropState.COMPLETED,
+        output=str(final),
+        error=None,
+        transient_since=None,
+        finished_at=runtime.clock() if finished_at is None else finished_at,
     )
     watch = runtime.watch(drop.watch)
     if watch is not None:

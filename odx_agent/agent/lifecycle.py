@@ -105,7 +105,9 @@ class Lifecycle:
         self.metrics.drop_finished(drop.watch, drop.state.value)
         if drop.state == DropState.COMPLETED and drop.finished_at is not None:
             self.metrics.set_last_success(drop.watch, drop.finished_at)
-        report = build_report(drop, node_output_tail=node_output_tail)
+        # a completed drop's report is the one placed beside its results: notify with that
+        placed = read_report(Path(drop.output)) if drop.output else None
+        report = placed or build_report(drop, node_output_tail=node_output_tail)
         watch = self._watch(drop.watch)
         if drop.state != DropState.COMPLETED and watch is not None:
             try:
