@@ -29,17 +29,17 @@ from odx_agent.agent.detect import Detector
 from odx_agent.agent.fetch import fetch
 from odx_agent.agent.lifecycle import Lifecycle
 from odx_agent.agent.nodes import NodePool, make_client
-from odx_agent.agent.outputs import STAGING_PREFIX, remove_tree
+from odx_agent.agent.notifications import NotificationSender
 from odx_agent.agent.runtime import Runtime
+from odx_agent.agent.startup import reconcile
 from odx_agent.agent.submit import continue_upload, start_upload
 from odx_agent.agent.track import poll
 from odx_agent.agent.work import JobRunner
 from odx_agent.config import AgentConfig, ConfigError, load_config
 from odx_agent.metrics import AgentMetrics, Heartbeat, MetricsServer
-from odx_agent.notify import deliver_command, deliver_webhook, next_retry_delay
 from odx_agent.sdnotify import SystemdNotifier, summary_line
 from odx_agent.states import DropState
-from odx_agent.store import Drop, InstanceLock, Notification, Store
+from odx_agent.store import Drop, InstanceLock, Store
 from odx_agent.watch import FolderWatcher, WatchedFolder
 
 log = structlog.get_logger(__name__)
@@ -77,7 +77,6 @@ class Agent:
         self._dirty_lock = threading.Lock()
         self._busy: set[int] = set()
         self._busy_lock = threading.Lock()
-        self._notifying: set[int] = set()
         self._uploads_running = 0
         self._thread: threading.Thread | None = None
         self._schedule = _Schedule()
@@ -127,6 +126,7 @@ class Agent:
         self._watcher = FolderWatcher(self._on_change)
         self._uploads = ThreadPoolExecutor(max(1, config.max_parallel_uploads), "uploads")
         self._io = ThreadPoolExecutor(4, "node")
+        self._notifications = NotificationSender(self.runtime, self._io)
         # probes wait up to the client timeout on a hanging node: on their own threads, one
         # at a time per node, so they never pile up in front of task polls
         self._probes = ThreadPoolExecutor(max(1, len(config.nodes)), "probe")
@@ -163,7 +163,7 @@ class Agent:
         runtime = self.runtime
         try:
             self._start_serving()
-            self._reconcile()
+            reconcile(self.runtime)
             for watch in runtime.config.watches:
                 self._detector.scan(watch)
             self._notifier.ready()
@@ -201,7 +201,7 @@ class Agent:
         self._detect(now_mono)
         self._handle_requests()
         self._dispatch()
-        self._notify()
+        self._notifications.send_due()
         if now_mono >= self._schedule.probe:
             self._schedule.probe = now_mono + self.runtime.config.poll_interval_seconds
             for name in self.runtime.nodes.names:
@@ -342,40 +342,6 @@ class Agent:
 
             self._io.submit(run)
 
-    def _notify(self) -> None:
-        runtime = self.runtime
-        for notification in runtime.store.due_notifications(runtime.clock()):
-            if notification.id in self._notifying:
-                continue
-            self._notifying.add(notification.id)
-            self._io.submit(self._deliver, notification)
-
-    def _deliver(self, notification: Notification) -> None:
-        runtime = self.runtime
-        target = notification.target
-        try:
-            if target["kind"] == "webhook":
-                deliver_webhook(target["url"], notification.payload, timeout=target["timeout"])
-            else:
-                deliver_command(target["argv"], notification.payload, timeout=target["timeout"])
-        except Exception as error:  # noqa: BLE001 - any failure is retried later
-            delay = next_retry_delay(notification.attempts + 1)
-            runtime.metrics.error("notify")
-            log.warning(
-                "notification not delivered; will retry",
-                kind=target["kind"],
-                notification_event=notification.event,
-                error=str(error),
-                retry_in_seconds=round(delay),
-            )
-            runtime.store.notification_failed(
-                notification.id, error=str(error), retry_at=runtime.clock() + delay
-            )
-        else:
-            runtime.store.notification_delivered(notification.id, now=runtime.clock())
-        finally:
-            self._notifying.discard(notification.id)
-
     def _status(self) -> None:
         counts: dict[str, int] = {}
         for (_watch, state), count in self.runtime.store.counts().items():
@@ -404,35 +370,6 @@ class Agent:
             "state_file": "ok" if store_ok else "unknown",
             "nodes": self.runtime.nodes.describe(),
         }
-
-    def _reconcile(self) -> None:
-        """Pick up every drop left in flight; remove staging folders of finished work."""
-        runtime = self.runtime
-        downloading = {
-            drop.id for drop in runtime.store.active() if drop.state == DropState.DOWNLOADING
-        }
-        for watch in runtime.config.watches:
-            try:
-                leftovers = [p for p in watch.output.iterdir() if p.name.startswith(STAGING_PREFIX)]
-            except OSError:
-                continue
-            for folder in leftovers:
-                suffix = folder.name[len(STAGING_PREFIX) :]
-                if not suffix.isdigit() or int(suffix) not in downloading:
-                    remove_tree(folder)
-        for watch_name, finished in runtime.store.last_success().items():
-            self.metrics.set_last_success(watch_name, finished)
-        for drop in runtime.store.active():
-            if drop.state != DropState.WAITING:
-                log.info(
-                    "resuming drop",
-                    watch=drop.watch,
-                    drop=drop.name,
-                    state=drop.state.value,
-                    task_uuid=drop.task_uuid,
-                )
-            if drop.next_attempt_at is not None and drop.state != DropState.WAITING:
-                runtime.store.update(drop.id, now=runtime.clock(), next_attempt_at=None)
 
     def _do_reload(self) -> None:
         runtime = self.runtime

@@ -1,4 +1,4 @@
-"""Checks made once when the daemon starts."""
+"""What the daemon does once when it starts: warn about settings, reconcile the state."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ from urllib.parse import urlparse
 
 import structlog
 
+from odx_agent.agent.lifecycle import drop_log
+from odx_agent.agent.outputs import STAGING_PREFIX, remove_tree
+from odx_agent.agent.runtime import Runtime
 from odx_agent.config import AgentConfig
+from odx_agent.states import DropState
 
 log = structlog.get_logger(__name__)
 
@@ -31,3 +35,28 @@ def warn_about_plain_tokens(config: AgentConfig) -> None:
                 node=node.name,
                 host=parts.hostname,
             )
+
+
+def reconcile(runtime: Runtime) -> None:
+    """Pick up every drop left in flight by an earlier run; remove staging folders of work
+    that is not downloading any more; restore the last-success gauge."""
+    store = runtime.store
+    active = store.active()
+    downloading = {drop.id for drop in active if drop.state == DropState.DOWNLOADING}
+    for watch in runtime.config.watches:
+        try:
+            leftovers = [p for p in watch.output.iterdir() if p.name.startswith(STAGING_PREFIX)]
+        except OSError:
+            continue
+        for folder in leftovers:
+            suffix = folder.name[len(STAGING_PREFIX) :]
+            if not suffix.isdigit() or int(suffix) not in downloading:
+                remove_tree(folder)
+    for watch_name, finished in store.last_success().items():
+        runtime.metrics.set_last_success(watch_name, finished)
+    for drop in active:
+        if drop.state == DropState.WAITING:
+            continue
+        drop_log(drop).info("resuming drop", state=drop.state.value)
+        if drop.next_attempt_at is not None:
+            store.update(drop.id, now=runtime.clock(), next_attempt_at=None)
