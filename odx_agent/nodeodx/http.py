@@ -14,11 +14,13 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from odx_agent.nodeodx.exceptions import (
@@ -31,6 +33,10 @@ from odx_agent.nodeodx.exceptions import (
 )
 
 REDACTED = "***"
+# A JSON answer (info, options, a task's whole output) must arrive whole within this long
+ANSWER_DEADLINE_SECONDS = 120.0
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
+_ANSWER_CHUNK = 64 * 1024
 SNIPPET_LENGTH = 200
 _TASK_NOT_FOUND = re.compile(r"^(\S+ not found|Invalid uuid \(not found\))$")
 
@@ -149,11 +155,15 @@ class HttpClient:
         read_timeout: float,
         verify: bool | str,
         pool_size: int = 4,
+        answer_deadline: float = ANSWER_DEADLINE_SECONDS,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._token = token
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
+        self.answer_deadline = answer_deadline
+        self.max_answer_bytes = max_answer_bytes
         self._verify = verify
         self._pool_size = pool_size
         self._local = threading.local()
@@ -246,23 +256,44 @@ class HttpClient:
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         """Given a method and a path (and the arguments of ``send``), return the node's
-        decoded JSON answer. Raise as ``send`` and ``interpret_answer`` do."""
-        response = self.send(method, path, **kwargs)
-        failure: GenericError
+        decoded JSON answer. Raise as ``send`` and ``interpret_answer`` do; raise
+        NodeConnectionError when the answer takes longer than ``answer_deadline`` seconds
+        in all (a node dripping bytes must not hold a request for hours) and
+        NodeServerError when it is larger than ``max_answer_bytes``."""
+        response = self.send(method, path, stream=True, **kwargs)
+        failure: GenericError | None = None
+        deadline = time.monotonic() + self.answer_deadline
+        chunks: list[bytes] = []
+        size = 0
         try:
-            body = response.content
-        except requests.RequestException as error:
+            while True:
+                chunk = response.raw.read1(_ANSWER_CHUNK, decode_content=True)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > self.max_answer_bytes:
+                    failure = NodeServerError(
+                        f"{method} {path}: answer larger than {self.max_answer_bytes} bytes"
+                    )
+                    break
+                if time.monotonic() > deadline:
+                    failure = NodeConnectionError(
+                        f"{method} {path}: answer not complete after {self.answer_deadline:g} s"
+                    )
+                    break
+        except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as error:
             failure = NodeConnectionError(self.redact(f"{method} {path} failed: {error}"))
-        else:
-            return interpret_answer(
-                response.status_code,
-                response.headers.get("Content-Type", ""),
-                body,
-                secrets=self.secrets,
-            )
         finally:
             response.close()
-        raise failure
+        if failure is not None:
+            raise failure
+        return interpret_answer(
+            response.status_code,
+            response.headers.get("Content-Type", ""),
+            b"".join(chunks),
+            secrets=self.secrets,
+        )
 
 
 def malformed(what: str, value: object, secrets: Iterable[str] = ()) -> NodeServerError:
