@@ -178,6 +178,7 @@ def scale_section(small: int = 200, large: int = 2000, image_bytes: int = 20_000
     comparing the daemon's peak memory between them."""
     runs = [run_big_drop(count, image_bytes) for count in (small, large)]
     ratio = runs[1].peak_mb / runs[0].peak_mb
+    extra_mb = runs[1].peak_mb - runs[0].peak_mb
     section = Section(
         name="scale",
         title=f"one drop of {large:,} images against {small:,}, {image_bytes / 1e3:g} kB each",
@@ -193,10 +194,19 @@ def scale_section(small: int = 200, large: int = 2000, image_bytes: int = 20_000
         (
             f"peak RSS flat: {large:,} images within 1.10x of {small:,}",
             ratio < 1.10,
-            f"{runs[1].peak_mb:.1f} MB vs {runs[0].peak_mb:.1f} MB; ratio {ratio:.2f}x",
+            f"{runs[1].peak_mb:.1f} MB vs {runs[0].peak_mb:.1f} MB; ratio {ratio:.3f}x; "
+            f"+{extra_mb:.1f} MB for {large - small:,} more images "
+            f"({extra_mb * 1024 / (large - small):.1f} kB each)",
         ),
     ]
-    section.notes = [*COMMON_NOTES, "uploads_per_drop 4 and max_parallel_uploads 2 (defaults)."]
+    section.notes = [
+        *COMMON_NOTES,
+        "uploads_per_drop 4 and max_parallel_uploads 2 (defaults). Peak growth during the "
+        + "; ".join(
+            f"{run.images:,}-image drop: +{run.peak_mb - run.ready_peak_mb:.1f} MB" for run in runs
+        )
+        + ".",
+    ]
     return section
 
 
