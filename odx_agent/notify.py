@@ -9,10 +9,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import signal
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
 import requests
@@ -143,18 +142,3 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
         # A grandchild that left the group still holds stderr open: stop reading it.
         process.kill()
         process.wait(timeout=5)
-
-
-def next_retry_delay(
-    attempt: int,
-    *,
-    base: float = 5.0,
-    cap: float = 3600.0,
-    rand: Callable[[], float] = random.random,
-) -> float:
-    """Given the number of the attempt that just failed (1 for the first), return the
-    seconds to wait before the next: ``base`` doubled each time up to ``cap``, then a
-    random point in its upper half, so retries spread out yet never come back at once."""
-    exponent = min(max(attempt, 1) - 1, 62)
-    ceiling = min(cap, base * 2.0**exponent)
-    return ceiling / 2 + rand() * ceiling / 2

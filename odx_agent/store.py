@@ -362,8 +362,7 @@ class Store:
         """Return, per watch, when its last drop completed (Unix seconds)."""
         with self._lock:
             rows = self._connection.execute(
-                "SELECT watch, MAX(finished_at) FROM drops WHERE state = 'completed' "
-                "GROUP BY watch"
+                "SELECT watch, MAX(finished_at) FROM drops WHERE state = 'completed' GROUP BY watch"
             ).fetchall()
         return {row[0]: row[1] for row in rows if row[1] is not None}
 

@@ -9,7 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import structlog
 
 from odx_agent.agent.runtime import Runtime
-from odx_agent.notify import deliver_command, deliver_webhook, next_retry_delay
+from odx_agent.backoff import next_retry_delay
+from odx_agent.notify import deliver_command, deliver_webhook
 from odx_agent.store import Notification
 
 log = structlog.get_logger(__name__)

@@ -21,6 +21,7 @@ from pathlib import Path
 from odx_agent.agent.errors import DropChanged, DropFailed, Interrupted
 from odx_agent.agent.lifecycle import drop_log
 from odx_agent.agent.runtime import Runtime
+from odx_agent.backoff import next_retry_delay
 from odx_agent.config import ConfigError, effective_options, load_ticket, validate_options
 from odx_agent.drops import DropSnapshot, FileEntry, scan_drop
 from odx_agent.nodeodx import Node
@@ -33,7 +34,8 @@ from odx_agent.nodeodx.exceptions import (
 from odx_agent.states import DropState
 from odx_agent.store import Drop
 
-FILE_ATTEMPTS = 4
+FILE_ATTEMPTS = 5
+FILE_RETRY_BASE_SECONDS = 1.0  # 0.5-1, 1-2, 2-4, 4-8 s: a 5xx blip costs little
 MAX_RESUBMITS = 3
 
 
@@ -225,7 +227,7 @@ def _upload_one(
             drop_log(drop).info(
                 "upload retried", file=entry.relative, attempt=attempt, reason=str(error)
             )
-            if runtime.stopping.wait(min(2.0**attempt, 30.0)):
+            if runtime.stopping.wait(next_retry_delay(attempt, base=FILE_RETRY_BASE_SECONDS)):
                 raise Interrupted() from None
             continue
         runtime.store.record_uploaded(drop.id, drop.task_uuid, entry.relative)

@@ -8,7 +8,6 @@ node that is unreachable is waited for without limit: that is not the drop's fau
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 
 import structlog
@@ -24,25 +23,20 @@ from odx_agent.agent.errors import (
 from odx_agent.agent.lifecycle import drop_log
 from odx_agent.agent.runtime import Runtime
 from odx_agent.agent.track import output_tail
+from odx_agent.backoff import next_retry_delay
 from odx_agent.nodeodx.exceptions import NodeConnectionError, NodeResponseError
 from odx_agent.states import FINAL_STATES, DropState
 from odx_agent.store import Drop
 
 log = structlog.get_logger(__name__)
 
-BACKOFF_CAP_SECONDS = 300.0
+BACKOFF_CAP_SECONDS = 300.0  # a drop whose node came back is tried within minutes
 _STAGE_OF = {
     DropState.READY: "upload",
     DropState.UPLOADING: "upload",
     DropState.PROCESSING: "processing",
     DropState.DOWNLOADING: "download",
 }
-
-
-def backoff(failures: int, base: float, rand: Callable[[], float] = random.random) -> float:
-    """Return the wait before try number ``failures + 1``: exponential, capped, jittered."""
-    delay: float = min(BACKOFF_CAP_SECONDS, base * 2.0 ** max(0, failures - 1))
-    return delay * (0.5 + rand() / 2)
 
 
 class JobRunner:
@@ -128,7 +122,9 @@ class JobRunner:
                 f"{describe(error)}",
             )
             return
-        delay = backoff(failures, max(1.0, runtime.config.poll_interval_seconds))
+        delay = next_retry_delay(
+            failures, base=max(1.0, runtime.config.poll_interval_seconds), cap=BACKOFF_CAP_SECONDS
+        )
         drop_log(drop).warning(
             "will try again",
             error=describe(error),

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from odx_agent.backoff import next_retry_delay
 from odx_agent.logsetup import add_secret
 from odx_agent.notify import (
     NotificationError,
     command_environment,
     deliver_command,
     deliver_webhook,
-    next_retry_delay,
 )
 
 PAYLOAD: dict[str, object] = {
