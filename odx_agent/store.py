@@ -15,12 +15,12 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from odx_agent.states import FINAL_STATES, DropState, check_transition
+from odx_agent.states import ACTIVE_STATES, FINAL_STATES, DropState, check_transition
 
 _MIGRATIONS: tuple[str, ...] = (
     """
@@ -81,6 +81,10 @@ _MIGRATIONS: tuple[str, ...] = (
         last_error TEXT
     );
     CREATE INDEX notifications_due ON notifications(delivered_at, next_attempt_at);
+    """,
+    # the loop asks every second for operator requests: answer from an index, not a scan
+    """
+    CREATE INDEX drops_requested ON drops(id) WHERE requested IS NOT NULL;
     """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -191,6 +195,7 @@ class Store:
     def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         self._connection = connection
         self._lock = threading.RLock()
+        self._revision = 0
         self.path = path
 
     # -- opening ---------------------------------------------------------------------------
@@ -247,6 +252,7 @@ class Store:
                 cursor.execute("ROLLBACK")
                 raise
             cursor.execute("COMMIT")
+            self._revision += 1
 
     # -- drops -----------------------------------------------------------------------------
 
@@ -293,8 +299,13 @@ class Store:
 
     def active(self) -> list[Drop]:
         """Return every drop not in a final state, oldest first."""
-        finals = tuple(state.value for state in FINAL_STATES)
-        return self._select("SELECT * FROM drops WHERE state NOT IN (?, ?, ?) ORDER BY id", finals)
+        # IN over the active states (not NOT IN the final ones) lets SQLite use the index
+        states = tuple(state.value for state in ACTIVE_STATES)
+        placeholders = ", ".join("?" * len(states))
+        return self._select(
+            f"SELECT * FROM drops WHERE state IN ({placeholders}) ORDER BY id",  # noqa: S608
+            states,
+        )
 
     def all(self, limit: int | None = None) -> list[Drop]:
         """Return every drop, oldest first (the newest ``limit`` when given)."""
@@ -303,13 +314,24 @@ class Store:
         rows = self._select("SELECT * FROM drops ORDER BY id DESC LIMIT ?", (limit,))
         return rows[::-1]
 
-    def latest_per_folder(self, watch: str) -> dict[str, Drop]:
-        """Return, for each folder name of a watch, its newest drop record."""
-        rows = self._select(
-            "SELECT * FROM drops WHERE id IN "
-            "(SELECT MAX(id) FROM drops WHERE watch = ? GROUP BY name)",
-            (watch,),
-        )
+    def latest_per_folder(
+        self, watch: str, names: Collection[str] | None = None
+    ) -> dict[str, Drop]:
+        """Return, for each folder name of a watch (or only for ``names``), its newest
+        drop record."""
+        if names is None:
+            rows = self._select(
+                "SELECT * FROM drops WHERE id IN "
+                "(SELECT MAX(id) FROM drops WHERE watch = ? GROUP BY name)",
+                (watch,),
+            )
+        else:
+            rows = []
+            for name in names:
+                rows += self._select(
+                    "SELECT * FROM drops WHERE watch = ? AND name = ? ORDER BY id DESC LIMIT 1",
+                    (watch, name),
+                )
         return {drop.name: drop for drop in rows}
 
     def requested(self) -> list[Drop]:
@@ -349,6 +371,25 @@ class Store:
         if action not in ("retry", "cancel"):
             raise ValueError(f"unknown request {action!r}")
         return self.update(drop_id, now=now, requested=action)
+
+    @property
+    def revision(self) -> int:
+        """Return a number that changes whenever this process writes the state file."""
+        return self._revision
+
+    def status_rows(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Return the columns ``status`` shows for every drop (the newest ``limit``), oldest
+        first, without building whole drop records."""
+        columns = (
+            "id, watch, name, state, task_uuid, node, images, error, output, created_at, updated_at"
+        )
+        sql = f"SELECT {columns} FROM drops ORDER BY id DESC"  # noqa: S608 - fixed text
+        params: tuple[int, ...] = ()
+        if limit is not None:
+            sql, params = f"{sql} LIMIT ?", (limit,)
+        with self._lock:
+            rows = self._connection.execute(sql, params).fetchall()
+        return [dict(row) for row in reversed(rows)]
 
     def counts(self) -> dict[tuple[str, str], int]:
         """Return how many drops each (watch, state) pair holds now."""

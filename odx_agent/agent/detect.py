@@ -48,7 +48,7 @@ class Detector:
             self._runtime.metrics.error("input")
             log.exception("cannot list the watch folder", watch=watch.name, error=str(error))
             return
-        latest = self._runtime.store.latest_per_folder(watch.name)
+        latest = self._runtime.store.latest_per_folder(watch.name, names)
         for name in sorted(present if names is None else names):
             drop = latest.get(name)
             if name in present:

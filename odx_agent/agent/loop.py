@@ -81,6 +81,7 @@ class Agent:
         self._thread: threading.Thread | None = None
         self._schedule = _Schedule()
         self._last_status = ""
+        self._status_revision = -1
         self.heartbeat = Heartbeat(max_age_seconds=max(30.0, config.poll_interval_seconds * 6))
         self.metrics = metrics or AgentMetrics(
             watches=[watch.name for watch in config.watches],
@@ -220,6 +221,11 @@ class Agent:
         runtime = self.runtime
         with self._dirty_lock:
             dirty, self._dirty = self._dirty, set()
+        now = runtime.clock()
+        for drop in runtime.store.active():  # waiting drops whose quiet time is over
+            due = drop.next_attempt_at is not None and drop.next_attempt_at <= now
+            if drop.state == DropState.WAITING and due:
+                dirty.add((drop.watch, drop.name))
         for watch in runtime.config.watches:
             polled = watch.mode == "poll" or watch.name in self._watcher.polled
             every = (
@@ -230,15 +236,6 @@ class Agent:
                 self._detector.scan(watch)
                 continue
             names = {drop for watch_name, drop in dirty if watch_name == watch.name}
-            now = runtime.clock()
-            for drop in runtime.store.active():
-                if (
-                    drop.watch == watch.name
-                    and drop.state == DropState.WAITING
-                    and drop.next_attempt_at is not None
-                    and drop.next_attempt_at <= now
-                ):
-                    names.add(drop.name)
             if names:
                 self._detector.scan(watch, names)
 
@@ -343,6 +340,10 @@ class Agent:
             self._io.submit(run)
 
     def _status(self) -> None:
+        store = self.runtime.store
+        if store.revision == self._status_revision:
+            return  # nothing was written since the last summary
+        self._status_revision = store.revision
         counts: dict[str, int] = {}
         for (_watch, state), count in self.runtime.store.counts().items():
             counts[state] = counts.get(state, 0) + count

@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from odx_agent.store import Drop
+from odx_agent.timestamps import iso
 
 REPORT_NAME = "odx-report.json"
 SCHEMA_VERSION = 1
-
-
-def iso(timestamp: float | None) -> str | None:
-    """Given Unix seconds, return ISO 8601 UTC text (None stays None)."""
-    if timestamp is None:
-        return None
-    return (
-        datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    )
 
 
 def _span(start: float | None, end: float | None) -> float | None:

@@ -7,25 +7,26 @@ from typing import Any
 
 import click
 
-from odx_agent.agent.report import iso
 from odx_agent.states import FINAL_STATES
-from odx_agent.store import Drop, Store
+from odx_agent.store import Store
+from odx_agent.timestamps import iso
 
 
-def status_row(drop: Drop) -> dict[str, Any]:
-    """Given a drop, return its status object (the keys are a public contract)."""
+def status_row(row: dict[str, Any]) -> dict[str, Any]:
+    """Given a drop's stored columns, return its status object (the keys are a public
+    contract)."""
     return {
-        "id": drop.id,
-        "watch": drop.watch,
-        "drop": drop.name,
-        "state": drop.state.value,
-        "task_uuid": drop.task_uuid,
-        "node": drop.node,
-        "images": drop.images or 0,
-        "error": drop.error,
-        "output": drop.output,
-        "created_at": iso(drop.created_at),
-        "updated_at": iso(drop.updated_at),
+        "id": row["id"],
+        "watch": row["watch"],
+        "drop": row["name"],
+        "state": row["state"],
+        "task_uuid": row["task_uuid"],
+        "node": row["node"],
+        "images": row["images"] or 0,
+        "error": row["error"],
+        "output": row["output"],
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
     }
 
 
@@ -35,7 +36,7 @@ def status_rows(state_file: Path, *, limit: int | None = None) -> list[dict[str,
         return []
     store = Store.open(state_file)
     try:
-        return [status_row(drop) for drop in store.all(limit=limit)]
+        return [status_row(row) for row in store.status_rows(limit)]
     finally:
         store.close()
 
