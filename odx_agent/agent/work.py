@@ -24,7 +24,7 @@ from odx_agent.agent.lifecycle import drop_log
 from odx_agent.agent.runtime import Runtime
 from odx_agent.agent.track import output_tail
 from odx_agent.backoff import next_retry_delay
-from odx_agent.nodeodx.exceptions import NodeConnectionError, NodeResponseError
+from odx_agent.nodeodx.exceptions import GenericError, NodeConnectionError, NodeResponseError
 from odx_agent.states import FINAL_STATES, DropState
 from odx_agent.store import Drop
 
@@ -67,6 +67,8 @@ class JobRunner:
                 self._transient(drop_id, error)
             elif isinstance(error, NodeResponseError):
                 self._fail(drop_id, f"node refused: {describe(error)}")
+            elif isinstance(error, GenericError):  # an unsafe archive, a failed task
+                self._fail(drop_id, describe(error))
             else:
                 drop_log(drop).exception("unexpected error; will try again", error=describe(error))
                 self._transient(drop_id, error)
