@@ -126,7 +126,7 @@ def time_queries(store: Store, watch: str) -> dict[str, float]:
         "active()": store.active,
         "requested()": store.requested,
         "due_notifications()": lambda: store.due_notifications(time.time()),
-        "latest_per_folder()": lambda: store.latest_per_folder(watch),
+        "folder_marks()": lambda: store.folder_marks(watch),
     }
     timings: dict[str, float] = {}
     for name, read in reads.items():
@@ -225,7 +225,7 @@ def idle_section(current: int = 1000, older: int = 9000, window: float = 120.0) 
         + queries["requested()"]
         + queries["due_notifications()"]
     )
-    rescan_ms = queries["latest_per_folder()"]
+    rescan_ms = queries["folder_marks()"]
     section = Section(
         name="idle",
         title=f"daemon at rest, {current:,} completed drops, {run.seeded.total:,} state rows",
@@ -303,7 +303,7 @@ def idle_section(current: int = 1000, older: int = 9000, window: float = 120.0) 
         f"process on the seeded file. The main loop turns every {TICK_SECONDS:g} s and "
         "each turn reads counts() (for the sd_notify status line), active() twice (detect "
         "and dispatch), requested() and due_notifications(); each rescan reads "
-        "latest_per_folder() for the watch. The per-turn reads alone "
+        "folder_marks() for the watch. The per-turn reads alone "
         f"come to {per_turn_ms * HOUR / TICK_SECONDS / 1000:.0f} CPU s per hour, the rescans to "
         f"{rescan_ms * HOUR / RESCAN_SECONDS / 1000:.0f} (derived from these timings).",
         "The run is checked: after it, every seeded row has its state and updated_at "

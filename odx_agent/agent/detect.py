@@ -19,7 +19,7 @@ from odx_agent.agent.runtime import Runtime
 from odx_agent.config import WatchConfig
 from odx_agent.drops import DropSnapshot, Verdict, decide, scan_drop
 from odx_agent.states import DropState
-from odx_agent.store import Drop
+from odx_agent.store import Drop, FolderMark
 
 log = structlog.get_logger(__name__)
 
@@ -48,34 +48,39 @@ class Detector:
             self._runtime.metrics.error("input")
             log.exception("cannot list the watch folder", watch=watch.name, error=str(error))
             return
-        latest = self._runtime.store.latest_per_folder(watch.name, names)
+        marks = self._runtime.store.folder_marks(watch.name, names)
         for name in sorted(present if names is None else names):
-            drop = latest.get(name)
+            mark = marks.get(name)
             if name in present:
-                self.look(watch, name, drop, full=names is None)
-            elif drop is not None:
-                self._vanished(drop)
+                self.look(watch, name, mark, full=names is None)
+            elif mark is not None:
+                self._vanished(mark)
         if names is None:
-            for name, drop in latest.items():
+            for name, mark in marks.items():
                 if name not in present:
-                    self._vanished(drop)
+                    self._vanished(mark)
 
-    def look(self, watch: WatchConfig, name: str, drop: Drop | None, *, full: bool = True) -> None:
-        """Look at one drop folder of ``watch`` and record what changed."""
+    def look(
+        self, watch: WatchConfig, name: str, mark: FolderMark | None, *, full: bool = True
+    ) -> None:
+        """Look at one drop folder of ``watch`` (whose newest drop is ``mark``) and record
+        what changed."""
         runtime = self._runtime
         folder = watch.path / name
         marker = watch.ready.marker
-        if drop is not None and drop.final:
-            if not self._new_version(watch, folder, drop, full=full):
+        drop: Drop | None = None
+        if mark is not None and mark.final:
+            if not self._new_version(watch, folder, mark, full=full):
                 return
-            drop = None
-        if drop is not None and drop.state not in (DropState.WAITING, DropState.READY):
-            return  # the upload reads the folder itself
+        elif mark is not None:
+            if mark.state not in (DropState.WAITING, DropState.READY):
+                return  # the upload reads the folder itself
+            drop = runtime.store.get(mark.id)
         try:
             snapshot = scan_drop(folder, marker)
         except (FileNotFoundError, NotADirectoryError):
-            if drop is not None:
-                self._vanished(drop)
+            if mark is not None:
+                self._vanished(mark)
             return
         now = runtime.clock()
         fingerprint = snapshot.fingerprint()
@@ -133,7 +138,9 @@ class Detector:
                     drop.id, now=now, error=problem, next_attempt_at=decision.recheck_at
                 )
 
-    def _new_version(self, watch: WatchConfig, folder: Path, drop: Drop, *, full: bool) -> bool:
+    def _new_version(
+        self, watch: WatchConfig, folder: Path, mark: FolderMark, *, full: bool
+    ) -> bool:
         """Return whether a finished drop's folder now holds a new version to process."""
         marker = watch.ready.marker
         if marker is not None:
@@ -141,26 +148,28 @@ class Detector:
                 info = os.lstat(folder / marker)
             except OSError:
                 return False
-            return stat.S_ISREG(info.st_mode) and info.st_mtime_ns != drop.marker_mtime_ns
-        if drop.changed_after_finish or (not full and drop.state != DropState.CANCELED):
+            return stat.S_ISREG(info.st_mode) and info.st_mtime_ns != mark.marker_mtime_ns
+        if mark.changed_after_finish or (not full and mark.state != DropState.CANCELED):
             return False  # settle-only: compare contents on full rescans only (cheap events)
         try:
             fingerprint = scan_drop(folder, None).fingerprint()
         except OSError:
             return False
-        if fingerprint != drop.fingerprint and drop.state == DropState.CANCELED:
+        if fingerprint != mark.fingerprint and mark.state == DropState.CANCELED:
             return True  # canceled before upload (e.g. removed), now back: a new drop
-        if fingerprint != drop.fingerprint:
+        if fingerprint != mark.fingerprint:
+            drop = self._runtime.store.update(
+                mark.id, now=self._runtime.clock(), changed_after_finish=True
+            )
             drop_log(drop).warning(
                 "a finished drop changed; it is not processed again (use retry to do so)"
             )
-            self._runtime.store.update(
-                drop.id, now=self._runtime.clock(), changed_after_finish=True
-            )
         return False
 
-    def _vanished(self, drop: Drop) -> None:
-        if drop.state in (DropState.WAITING, DropState.READY):
+    def _vanished(self, mark: FolderMark) -> None:
+        if mark.state in (DropState.WAITING, DropState.READY):
             self._runtime.lifecycle.move(
-                drop, DropState.CANCELED, error="the drop folder was removed before upload"
+                self._runtime.store.get(mark.id),
+                DropState.CANCELED,
+                error="the drop folder was removed before upload",
             )

@@ -72,13 +72,18 @@ def test_only_one_active_drop_per_folder(store: Store) -> None:
         store.add_drop(watch="w", name="d", path="/x/d", now=2.0)
 
 
-def test_latest_per_folder_and_counts(store: Store) -> None:
+def test_folder_marks_and_counts(store: Store) -> None:
     first = store.add_drop(watch="w", name="d", path="/x/d", now=1.0)
     store.transition(first.id, DropState.FAILED, now=2.0, error="bad")
     second = store.add_drop(watch="w", name="d", path="/x/d", now=3.0)
     store.add_drop(watch="w", name="e", path="/x/e", now=4.0)
-    latest = store.latest_per_folder("w")
-    assert {name: drop.id for name, drop in latest.items()} == {"d": second.id, "e": 3}
+    marks = store.folder_marks("w")
+    assert {name: (mark.id, mark.state) for name, mark in marks.items()} == {
+        "d": (second.id, DropState.WAITING),
+        "e": (3, DropState.WAITING),
+    }
+    assert store.folder_marks("w", ["d"]) == {"d": marks["d"]}
+    assert store.folder_marks("other") == {}
     assert store.counts() == {("w", "failed"): 1, ("w", "waiting"): 2}
 
 
