@@ -135,7 +135,9 @@ def test_five_hundred_drops_through_one_process(
     assert len(node_get(fast_node.url, "/task/list")) == DROPS
     assert final[0] <= baseline[0] * (1 + TOLERANCE), "memory grew"
     assert final[1] <= baseline[1] * (1 + TOLERANCE), "open files grew"
-    assert final[2] <= baseline[2], "threads grew"
+    # worker pools start their threads lazily, up to their size, so one or two may still
+    # appear after the first 50 drops; a leak would add a thread per drop
+    assert final[2] <= baseline[2] + 2, "threads grew"
     assert state_size < 2 * 1024 * 1024
     assert wal_size < 8 * 1024 * 1024  # SQLite checkpoints it at about 4 MiB
     assert agent.stop() == 0

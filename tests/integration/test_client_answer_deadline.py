@@ -29,7 +29,7 @@ def test_a_dripping_answer_is_cut_at_the_answer_deadline() -> None:
     with ScriptedServer(dripping_json(22_000, 0.1)) as server:
         client = HttpClient(
             f"http://127.0.0.1:{server.port}",
-            "tok",
+            "answer-deadline-token-5f3a",
             connect_timeout=2,
             read_timeout=5,
             verify=True,
