@@ -227,11 +227,11 @@ def simulate_node(
 
 
 @main.command()
-@click.option("--keep", is_flag=True, help="Keep the demo folders (they are printed).")
+@click.option("--clean", is_flag=True, help="Remove the demo folders at the end.")
 @click.option("--timeout", default=120.0, show_default=True, type=float)
-def demo(keep: bool, timeout: float) -> None:
+def demo(clean: bool, timeout: float) -> None:
     """Run the whole pipeline once on embedded defaults: a simulated node, a watch folder
     with a sample drop, the agent loop, and the downloaded results."""
     from odx_agent.commands.demo import run_demo
 
-    sys.exit(run_demo(keep=keep, timeout=timeout))
+    sys.exit(run_demo(clean=clean, timeout=timeout))

@@ -64,7 +64,7 @@ def make_sample_drop(folder: Path, *, images: int = SAMPLE_IMAGES, marker: str =
     (folder / marker).write_text("")
 
 
-def run_demo(*, keep: bool, timeout: float) -> int:
+def run_demo(*, clean: bool, timeout: float) -> int:
     """Run the demo; return 0 once the sample drop's results are downloaded."""
     from odx_agent.agent import Agent
     from odx_agent.logsetup import configure_logging
@@ -116,11 +116,11 @@ def run_demo(*, keep: bool, timeout: float) -> int:
     click.echo("")
     click.echo(f"demo completed: {drop.images} images -> task {drop.task_uuid}")
     click.echo(f"results: {output} ({count} files, report {output / 'odx-report.json'})")
-    if keep:
-        click.echo(f"demo folders kept in {base}")
-    else:
+    if clean:
         shutil.rmtree(base, ignore_errors=True)
-        click.echo("demo folders removed (use --keep to look at them)")
+        click.echo("demo folders removed")
+    else:
+        click.echo(f"everything the demo made is in {base} (state file, watch, results)")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -19,12 +20,13 @@ ARCHIVE = Path(__file__).parents[2] / "odx_agent" / "simnode" / "data" / "sample
 
 def test_demo_runs_the_pipeline_on_embedded_defaults(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "odx_agent", "demo", "--keep"],
+        [sys.executable, "-m", "odx_agent", "demo"],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
         cwd=tmp_path,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
     )
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
@@ -34,6 +36,7 @@ def test_demo_runs_the_pipeline_on_embedded_defaults(tmp_path: Path) -> None:
     output = Path(results.split()[1])
     report = json.loads((output / "odx-report.json").read_text())
     assert (report["state"], report["images"], report["watch"]) == ("completed", 5, "demo")
+    assert lines[-1].startswith("everything the demo made is in ")
     with zipfile.ZipFile(ARCHIVE) as archive:
         expected = sorted(i.filename for i in archive.infolist() if not i.is_dir())
     found = sorted(
@@ -42,6 +45,8 @@ def test_demo_runs_the_pipeline_on_embedded_defaults(tmp_path: Path) -> None:
         if p.is_file() and p.name != "odx-report.json"
     )
     assert found == expected
+    demo_folder = output.parents[1]  # <demo folder>/results/flight-001
+    assert demo_folder.parent == tmp_path  # made under TMPDIR, removed with tmp_path
 
 
 def test_sample_images_carry_a_gps_position(tmp_path: Path) -> None:
