@@ -15,7 +15,7 @@ import os
 import stat
 import threading
 import uuid
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from odx_agent.agent.errors import DropChanged, DropFailed, Interrupted
@@ -182,22 +182,35 @@ def resubmit(runtime: Runtime, drop: Drop, reason: str) -> Drop:
 
 
 def _upload_missing(runtime: Runtime, drop: Drop, client: Node, snapshot: DropSnapshot) -> None:
+    """Send every file the node does not have yet, ``uploads_per_drop`` at a time. Each
+    worker takes the next file when it is done, so a drop of thousands of images holds no
+    more than that many uploads (and no queue of pending jobs) in memory."""
     assert drop.task_uuid is not None
     done = runtime.store.uploaded(drop.id, drop.task_uuid)
-    pending = [entry for entry in snapshot.uploads if entry.relative not in done]
-    if not pending:
-        return
+    pending = iter([entry for entry in snapshot.uploads if entry.relative not in done])
+    taking = threading.Lock()
     failed = threading.Event()
-    workers = max(1, min(runtime.config.uploads_per_drop, len(pending)))
+
+    def work() -> None:
+        while not failed.is_set():
+            with taking:
+                entry = next(pending, None)
+            if entry is None:
+                return
+            try:
+                _upload_one(runtime, drop, client, entry, failed)
+            except BaseException:
+                failed.set()  # the others finish the file they send, then stop
+                raise
+
+    workers = max(1, runtime.config.uploads_per_drop)
     with ThreadPoolExecutor(workers, thread_name_prefix=f"upload-{drop.id}") as pool:
-        futures = [
-            pool.submit(_upload_one, runtime, drop, client, entry, failed) for entry in pending
-        ]
-        finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        if any(future.exception() for future in finished if future.done()):
-            failed.set()
-        for future in futures:
-            future.result()  # re-raises the first failure once all have stopped
+        futures = [pool.submit(work) for _ in range(workers)]
+    errors = [error for future in futures if (error := future.exception()) is not None]
+    if errors:
+        # raise the failure that stopped the others, not the Interrupted it caused in them
+        errors.sort(key=lambda error: isinstance(error, Interrupted))
+        raise errors[0]
 
 
 def _upload_one(

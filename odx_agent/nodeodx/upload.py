@@ -206,8 +206,8 @@ def upload_all(
                 for future in finished:
                     future.result()
                     done += 1
-                if progress_callback is not None:
-                    progress_callback(100.0 * done / len(files))
+                    if progress_callback is not None:  # once per file, as the seed does
+                        progress_callback(100.0 * done / len(files))
         finally:
             stop.set()
             for future in pending:
