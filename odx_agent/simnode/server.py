@@ -109,6 +109,9 @@ class NodeRequestHandler(BaseHTTPRequestHandler):
     """One client connection; answers as NodeODX does, HTTP/1.1 with keep-alive."""
 
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in separate writes; with Nagle's algorithm on, the body waits
+    # for the client's delayed ACK (up to 40 ms) on every keep-alive answer.
+    disable_nagle_algorithm = True
     server: NodeServer
     timeout = IDLE_TIMEOUT_SECONDS
     path_only = ""
