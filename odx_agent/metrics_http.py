@@ -55,6 +55,7 @@ class Heartbeat:
 
 
 class _Handler(BaseHTTPRequestHandler):
+    disable_nagle_algorithm = True  # headers and body are two writes
     registry: ClassVar[CollectorRegistry]
     health: ClassVar[HealthCheck]
     server_version = "odx-agent"

@@ -87,6 +87,7 @@ class CallbackSecrets:
 
 
 class _Handler(BaseHTTPRequestHandler):
+    disable_nagle_algorithm = True  # headers and body are two writes
     secrets: ClassVar[CallbackSecrets]
     announce: ClassVar[Callable[[str], None]]
     server_version = "odx-agent"
