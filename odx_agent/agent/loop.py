@@ -178,9 +178,10 @@ class Agent:
             if ready is not None:
                 ready.set()
             while not runtime.stopping.is_set():
-                self._turn()
-                self._wake.wait(TICK_SECONDS)
+                # cleared before the turn: a wake-up that comes during it is not lost
                 self._wake.clear()
+                self._turn()
+                self._wake.wait(min(TICK_SECONDS, runtime.config.poll_interval_seconds))
         finally:
             if ready is not None:
                 ready.set()
