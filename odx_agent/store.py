@@ -488,6 +488,17 @@ class Store:
             ).fetchall()
         return [_notification(row) for row in rows]
 
+    def next_notification_at(self, after: float) -> float | None:
+        """Return when the next undelivered notification is due after ``after`` (None:
+        none waits)."""
+        with self._lock:
+            row = self._connection.execute(
+                "SELECT MIN(next_attempt_at) FROM notifications "
+                "WHERE delivered_at IS NULL AND next_attempt_at > ?",
+                (after,),
+            ).fetchone()
+        return None if row[0] is None else float(row[0])
+
     def pending_notifications(self) -> list[Notification]:
         with self._lock:
             rows = self._connection.execute(

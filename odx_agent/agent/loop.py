@@ -44,7 +44,10 @@ from odx_agent.watch import FolderWatcher, WatchedFolder
 
 log = structlog.get_logger(__name__)
 
-TICK_SECONDS = 1.0
+# At rest the loop sleeps until its next duty, at most this long (events wake it at once)
+IDLE_TICK_SECONDS = 5.0
+MIN_SLEEP_SECONDS = 0.02
+IDLE_PROBE_SECONDS = 60.0
 STOP_GRACE_SECONDS = 8.0
 
 
@@ -82,6 +85,8 @@ class Agent:
         self._schedule = _Schedule()
         self._last_status = ""
         self._status_revision = -1
+        self._in_flight = False
+        self._next_drop_due: float | None = None
         self.heartbeat = Heartbeat(max_age_seconds=max(30.0, config.poll_interval_seconds * 6))
         self.metrics = metrics or AgentMetrics(
             watches=[watch.name for watch in config.watches],
@@ -181,7 +186,7 @@ class Agent:
                 # cleared before the turn: a wake-up that comes during it is not lost
                 self._wake.clear()
                 self._turn()
-                self._wake.wait(min(TICK_SECONDS, runtime.config.poll_interval_seconds))
+                self._wake.wait(self._sleep_seconds())
         finally:
             if ready is not None:
                 ready.set()
@@ -205,7 +210,10 @@ class Agent:
         self._dispatch()
         self._notifications.send_due()
         if now_mono >= self._schedule.probe:
-            self._schedule.probe = now_mono + self.runtime.config.poll_interval_seconds
+            config = self.runtime.config
+            # with drops in flight the nodes are watched closely; at rest, once a rescan
+            every = config.poll_interval_seconds if self._in_flight else config.rescan_seconds
+            self._schedule.probe = now_mono + min(every, IDLE_PROBE_SECONDS)
             for name in self.runtime.nodes.names:
                 if name not in self._probing:
                     self._probing.add(name)
@@ -217,6 +225,26 @@ class Agent:
             nodes.probe(name)
         finally:
             self._probing.discard(name)
+            self._wake.set()  # a node back up may take ready drops now
+
+    def _sleep_seconds(self) -> float:
+        """Return how long the loop may sleep: until its next duty (a probe, a rescan, a
+        systemd ping, a heartbeat, a drop or notification due), at most IDLE_TICK_SECONDS.
+        File events, finished jobs and signals wake it sooner."""
+        now_mono = time.monotonic()
+        due = [
+            self._schedule.probe,
+            *self._schedule.rescan.values(),
+            now_mono + self.heartbeat.max_age_seconds / 3,
+        ]
+        if self._notifier.watchdog_interval() is not None:
+            due.append(self._schedule.watchdog)
+        now = self.runtime.clock()
+        wall = [self._next_drop_due, self.runtime.store.next_notification_at(now)]
+        # what is overdue now is in hand already (or waits for a slot, and a finished job
+        # wakes the loop): only times still ahead set the alarm
+        due += [now_mono + (at - now) for at in wall if at is not None and at > now]
+        return min(IDLE_TICK_SECONDS, max(MIN_SLEEP_SECONDS, min(due) - now_mono))
 
     def _detect(self, now_mono: float) -> None:
         runtime = self.runtime
@@ -247,6 +275,9 @@ class Agent:
         # before reading the drops, so no announcement is matched against an older state
         announced = self._callbacks.take()
         active = runtime.store.active()
+        self._in_flight = bool(active)
+        ahead = [d.next_attempt_at for d in active if d.next_attempt_at and d.next_attempt_at > now]
+        self._next_drop_due = min(ahead, default=None)
         on_node: dict[str, int] = {}
         for drop in active:
             if drop.node and drop.state in (
