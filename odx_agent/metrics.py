@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 
 from odx_agent.httpservice import parse_listen
 from odx_agent.metrics_http import Heartbeat, MetricsServer
+from odx_agent.states import FINAL_STATES, DropState
 
 __all__ = [
     "DROP_STATES",
@@ -33,17 +34,8 @@ __all__ = [
 PREFIX = "odx_agent"
 OTHER = "_other"
 
-DROP_STATES: tuple[str, ...] = (
-    "waiting",
-    "ready",
-    "uploading",
-    "processing",
-    "downloading",
-    "completed",
-    "failed",
-    "canceled",
-)
-FINISH_RESULTS: tuple[str, ...] = ("completed", "failed", "canceled")
+DROP_STATES: tuple[str, ...] = tuple(state.value for state in DropState)
+FINISH_RESULTS: tuple[str, ...] = tuple(state.value for state in DropState if state in FINAL_STATES)
 STAGES: tuple[str, ...] = ("wait", "queue", "upload", "processing", "download")
 ERROR_KINDS: tuple[str, ...] = (
     "connection",  # the node could not be reached or timed out

@@ -13,17 +13,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
+from odx_agent.states import DropState
+
 # The order in which drop states read naturally, from arrival to outcome.
-SUMMARY_ORDER: tuple[str, ...] = (
-    "waiting",
-    "ready",
-    "uploading",
-    "processing",
-    "downloading",
-    "completed",
-    "failed",
-    "canceled",
-)
+SUMMARY_ORDER: tuple[str, ...] = tuple(state.value for state in DropState)
 
 
 def _monotonic_usec() -> int:
