@@ -28,7 +28,7 @@ from bench.nodeproc import simulated_node
 from bench.procstat import cpu_seconds, memory_kb
 from bench.report import Section
 from bench.seedstate import SeededState, seed_state
-from odx_agent.agent.loop import TICK_SECONDS
+from odx_agent.agent.loop import IDLE_TICK_SECONDS
 from odx_agent.store import Store
 from tests.support.agentproc import AgentLayout, AgentProcess
 
@@ -281,9 +281,10 @@ def idle_section(current: int = 1000, older: int = 9000, window: float = 120.0) 
         f"of a watch no longer configured, one in ten failed. After the run: {states}.",
         f"Config: poll_interval_seconds {POLL_INTERVAL_SECONDS:g}, rescan_seconds "
         f"{RESCAN_SECONDS:g}, watch mode auto (inotify), metrics on, JSON logs at INFO to a "
-        "file; a simulated node (own process) answers the daemon's probes. The daemon's "
-        "main loop turns once a second whatever the config; rescans (every rescan_seconds) "
-        "and node probes (every poll_interval_seconds) come on top.",
+        "file; a simulated node (own process) answers the daemon's probes. At rest the "
+        "daemon's main loop sleeps until its next duty (a rescan every rescan_seconds, a "
+        "node probe once a rescan interval while no drop is in flight, a heartbeat), at "
+        f"most {IDLE_TICK_SECONDS:g} s.",
         f"CPU is psutil's user+system of the daemon process, read at the start and end of "
         f"each window; the first window starts {SETTLE_AFTER_START_SECONDS:g} s after the "
         f"daemon serves and each holds {run.window_seconds / RESCAN_SECONDS:.0f} full "
@@ -295,13 +296,15 @@ def idle_section(current: int = 1000, older: int = 9000, window: float = 120.0) 
         f"status --json runs as its own process beside the running daemon ({STATUS_RUNS} "
         "times); wall includes interpreter start-up and imports.",
         "Store reads: the same reads the idle daemon makes, timed in the benchmark's own "
-        f"process on the seeded file. The main loop turns every {TICK_SECONDS:g} s and "
-        "each turn reads active() twice (detect and dispatch), requested() and "
+        f"process on the seeded file. The main loop turns at least every "
+        f"{IDLE_TICK_SECONDS:g} s and each turn reads active() twice (detect and dispatch), "
+        "requested() and "
         "due_notifications(); counts() (for the sd_notify status line and the drops gauge) "
         "runs only after a write and at each /metrics read; each rescan reads "
         "folder_marks() for the watch. The per-turn reads alone "
-        f"come to {per_turn_ms * HOUR / TICK_SECONDS / 1000:.0f} CPU s per hour, the rescans to "
-        f"{rescan_ms * HOUR / RESCAN_SECONDS / 1000:.0f} (derived from these timings).",
+        f"come to {per_turn_ms * HOUR / IDLE_TICK_SECONDS / 1000:.1f} CPU s per hour at most, the "
+        "rescans to "
+        f"{rescan_ms * HOUR / RESCAN_SECONDS / 1000:.1f} (derived from these timings).",
         "The run is checked: after it, every seeded row has its state and updated_at "
         "unchanged and the node holds no task.",
     ]

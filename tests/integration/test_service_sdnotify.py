@@ -17,7 +17,7 @@ from tests.support.notifysocket import NotifySocket
 from tests.support.servicekit import add_drop, agent_process, wait_for, watch, write_config
 
 WATCHDOG_SECONDS = 4.0
-TICK_SECONDS = 1.0  # the loop turns at least this often; pings are sent on a turn
+TICK_SECONDS = 1.0  # slack for the loop turn that sends a ping
 
 
 @pytest.fixture
