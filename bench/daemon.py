@@ -61,8 +61,14 @@ def measure_detection(mode: str, drops: int) -> list[float]:
         base = Path(work)
         with simulated_node(base / "node", processing_seconds=0.2) as url:
             layout = AgentLayout(base / "agent")
+            # room for every task on the node, so a drop never waits for a slot and the
+            # figure stays detection plus task creation
             layout.write_config(
-                url, settle_seconds=0.0, rescan_seconds=RESCAN_SECONDS, watch_mode=mode
+                url,
+                settle_seconds=0.0,
+                rescan_seconds=RESCAN_SECONDS,
+                watch_mode=mode,
+                max_active_tasks=drops + 1,
             )
             agent = AgentProcess(layout)
             agent.start()
