@@ -86,6 +86,10 @@ _MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX drops_requested ON drops(id) WHERE requested IS NOT NULL;
     """,
+    # every /metrics read and status line counts drops per watch and state: from an index
+    """
+    CREATE INDEX drops_by_watch_state ON drops(watch, state);
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
