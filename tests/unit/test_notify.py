@@ -153,10 +153,10 @@ def test_command_is_killed_after_timeout_with_its_children(tmp_path: Path) -> No
     child.write_text(f"import time\ntime.sleep(2.0)\nopen({str(late_marker)!r}, 'w').close()\n")
     argv = _script(
         tmp_path,
-        "import subprocess\n"
+        "import subprocess, threading\n"
         f"subprocess.Popen([sys.executable, {str(child)!r}])\n"
         f"open({str(started_marker)!r}, 'w').close()\n"
-        "time.sleep(60)\n",
+        "threading.Event().wait()  # hangs until killed\n",
     )
     started = time.monotonic()
     with pytest.raises(NotificationError, match=r"timed out after 1 s"):
