@@ -23,6 +23,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import ClassVar
 
+from odx_agent.atomicfile import write_atomically
 from odx_agent.httpservice import BackgroundHTTPServer
 
 PATH_PREFIX = "odx-callback"
@@ -52,14 +53,7 @@ def load_or_create_key(path: Path) -> bytes:
                 os.chmod(path, 0o600)
             return key
     key = secrets.token_bytes(KEY_BYTES)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    try:
-        os.write(fd, key)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temporary, path)
+    write_atomically(path, key, mode=0o600)
     return key
 
 

@@ -59,7 +59,8 @@ def only_a_report(folder: Path) -> bool:
         names = os.listdir(folder)
     except OSError:
         return False
-    return all(name in (REPORT_NAME, f".{REPORT_NAME}.tmp") for name in names)
+    leftover = f".{REPORT_NAME}."  # a report write cut short: see atomicfile
+    return all(name == REPORT_NAME or name.startswith(leftover) for name in names)
 
 
 def prepare_output_root(output: Path) -> None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from odx_agent.atomicfile import write_atomically
 from odx_agent.store import Drop
 from odx_agent.timestamps import iso
 
@@ -56,15 +56,8 @@ def build_report(drop: Drop, *, node_output_tail: list[str] | None = None) -> di
 def write_report(folder: Path, report: dict[str, Any]) -> Path:
     """Write ``report`` into ``folder`` atomically (temporary name, fsync, rename)."""
     target = folder / REPORT_NAME
-    temporary = folder / f".{REPORT_NAME}.tmp"
     data = json.dumps(report, indent=2, sort_keys=False).encode() + b"\n"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o640)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temporary, target)
+    write_atomically(target, data, mode=0o640)
     return target
 
 
