@@ -206,6 +206,7 @@ def _upload_missing(runtime: Runtime, drop: Drop, client: Node, snapshot: DropSn
     workers = max(1, runtime.config.uploads_per_drop)
     with ThreadPoolExecutor(workers, thread_name_prefix=f"upload-{drop.id}") as pool:
         futures = [pool.submit(work) for _ in range(workers)]
+    client.close_finished_threads()  # the pool has joined its threads; free their sockets
     errors = [error for future in futures if (error := future.exception()) is not None]
     if errors:
         # raise the failure that stopped the others, not the Interrupted it caused in them

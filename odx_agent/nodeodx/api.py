@@ -93,6 +93,11 @@ class Node:
         """Close the pooled connections. The node stays usable; new ones open on demand."""
         self._http.close()
 
+    def close_finished_threads(self) -> None:
+        """Close the connections held for threads that have ended. Call it after a pool of
+        short-lived upload threads is done, so their keep-alive sockets do not idle on."""
+        self._http.close_finished_threads()
+
     def _netloc(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         default_port = 443 if self.scheme == "https" else 80
@@ -268,7 +273,7 @@ class Node:
         finally:
             # The upload threads have ended; their keep-alive sockets would idle until
             # the next upload otherwise.
-            self._http.close_finished_threads()
+            self.close_finished_threads()
         if progress_callback is not None:
             progress_callback(100.0)
         return self.commit_task(uuid)

@@ -1,6 +1,7 @@
 """Soak: five hundred small drops through one agent process. Its memory, open files and
-threads after the run stay where they were after the first fifty, every drop completes
-exactly once, and the state file stays small."""
+threads after the run stay where they were after the first fifty, it holds no more than
+one connection per thread, every drop completes exactly once, and the state file stays
+small."""
 
 from __future__ import annotations
 
@@ -51,18 +52,22 @@ def _usage(process: psutil.Process) -> tuple[int, int, int]:
     return process.memory_info().rss, process.num_fds(), process.num_threads()
 
 
-def _settled_usage(process: psutil.Process, fds_at_most: int | None = None) -> tuple[int, int, int]:
-    """Return RSS, descriptors and threads once idle: sockets of finished per-drop upload
-    threads close when their sessions are collected, so sample for up to three seconds
-    (until the descriptors drop to ``fds_at_most`` when given) and keep the lowest."""
+def _settled_usage(process: psutil.Process) -> tuple[int, int, int]:
+    """Return RSS, descriptors and threads once idle: sample for a second and keep the
+    lowest descriptor and thread counts (a poll may be in flight at any one sample)."""
     samples = [_usage(process)]
-    deadline = time.monotonic() + 3.0
+    deadline = time.monotonic() + 1.0
     while time.monotonic() < deadline:
-        if fds_at_most is not None and min(s[1] for s in samples) <= fds_at_most:
-            break
         time.sleep(0.1)
         samples.append(_usage(process))
     return samples[-1][0], min(s[1] for s in samples), min(s[2] for s in samples)
+
+
+def _connections(pid: int) -> tuple[int, int]:
+    """Return the listening sockets and the other inet sockets of the process."""
+    connections = psutil.Process(pid).net_connections("inet")
+    listening = sum(c.status == psutil.CONN_LISTEN for c in connections)
+    return listening, len(connections) - listening
 
 
 def _descriptors(pid: int) -> list[str]:
@@ -113,17 +118,19 @@ def test_five_hundred_drops_through_one_process(
         if first + BATCH == WARM_UP:
             baseline = _settled_usage(process)
             baseline_fds = _descriptors(agent.pid)
+            baseline_listening, _ = _connections(agent.pid)
     elapsed = time.monotonic() - started
     assert baseline is not None
-    final = _settled_usage(process, fds_at_most=int(baseline[1] * (1 + TOLERANCE)))
+    final = _settled_usage(process)
     final_fds = _descriptors(agent.pid)
-    assert baseline is not None
+    listening, connected = _connections(agent.pid)
     state_size = layout.state_file.stat().st_size
     wal = layout.state_file.with_name(layout.state_file.name + "-wal")
     wal_size = wal.stat().st_size if wal.exists() else 0
     print(
         f"\n{DROPS} drops in {elapsed:.1f} s; rss {baseline[0] >> 10} -> {final[0] >> 10} KiB, "
-        f"fds {baseline[1]} -> {final[1]}, threads {baseline[2]} -> {final[2]}; "
+        f"fds {baseline[1]} -> {final[1]} ({connected} connected), "
+        f"threads {baseline[2]} -> {final[2]}; "
         f"state file {state_size >> 10} KiB (+ WAL {wal_size >> 10} KiB)"
     )
     assert [d for d in final_fds if not d.startswith("socket")] == [
@@ -134,7 +141,12 @@ def test_five_hundred_drops_through_one_process(
     assert {drop.state for drop in drops} == {DropState.COMPLETED}
     assert len(node_get(fast_node.url, "/task/list")) == DROPS
     assert final[0] <= baseline[0] * (1 + TOLERANCE), "memory grew"
-    assert final[1] <= baseline[1] * (1 + TOLERANCE), "open files grew"
+    # Sockets are not compared with the warm-up count: which pool threads hold an idle
+    # keep-alive connection at a given moment varies. What must hold is the design bound:
+    # at most one connection per thread to the one node, and the same listeners. A leak
+    # per drop or per upload thread would break it several times over after 450 drops.
+    assert listening == baseline_listening
+    assert connected <= final[2], f"{connected} connections held by {final[2]} threads"
     # worker pools start their threads lazily, up to their size, so one or two may still
     # appear after the first 50 drops; a leak would add a thread per drop
     assert final[2] <= baseline[2] + 2, "threads grew"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 import uuid
 import zipfile
@@ -319,4 +320,14 @@ def test_upload_threads_leave_no_open_connections(simnode: SimulatedNode, tmp_pa
 
     assert client_connections() == 1  # the calling thread's pooled keep-alive connection
     node.close()
+    assert client_connections() == 0
+
+    # a caller's own short-lived threads: their sockets go once they have ended
+    workers = [threading.Thread(target=node.info) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert client_connections() == 3
+    node.close_finished_threads()
     assert client_connections() == 0
