@@ -28,14 +28,16 @@ from odx_agent.agent.callback import (
 from odx_agent.agent.detect import Detector
 from odx_agent.agent.fetch import fetch
 from odx_agent.agent.lifecycle import Lifecycle
-from odx_agent.agent.nodes import NodePool, make_client
+from odx_agent.agent.nodes import NodePool
 from odx_agent.agent.notifications import NotificationSender
+from odx_agent.agent.reloading import GrowingPool, restart_only_changes
 from odx_agent.agent.runtime import Runtime
 from odx_agent.agent.startup import reconcile
 from odx_agent.agent.submit import continue_upload, start_upload
 from odx_agent.agent.track import poll
 from odx_agent.agent.work import JobRunner
 from odx_agent.config import AgentConfig, ConfigError, load_config
+from odx_agent.logsetup import add_secret, configure_logging
 from odx_agent.metrics import AgentMetrics, Heartbeat, MetricsServer
 from odx_agent.sdnotify import SystemdNotifier, summary_line
 from odx_agent.states import DropState
@@ -106,7 +108,7 @@ class Agent:
         self.runtime = Runtime(
             config=config,
             store=store,
-            nodes=_node_pool(config, self.metrics, clock),
+            nodes=NodePool(config.nodes, metrics=self.metrics, clock=clock),
             metrics=self.metrics,
             lifecycle=Lifecycle(
                 store=store,
@@ -130,12 +132,12 @@ class Agent:
         self._detector = Detector(self.runtime)
         self._jobs = JobRunner(self.runtime)
         self._watcher = FolderWatcher(self._on_change)
-        self._uploads = ThreadPoolExecutor(max(1, config.max_parallel_uploads), "uploads")
+        self._uploads = GrowingPool(config.max_parallel_uploads, "uploads")
         self._io = ThreadPoolExecutor(4, "node")
         self._notifications = NotificationSender(self.runtime, self._io)
         # probes wait up to the client timeout on a hanging node: on their own threads, one
         # at a time per node, so they never pile up in front of task polls
-        self._probes = ThreadPoolExecutor(max(1, len(config.nodes)), "probe")
+        self._probes = GrowingPool(len(config.nodes), "probe")
         self._probing: set[str] = set()
         self._downloads = ThreadPoolExecutor(2, "downloads")
         self._server: MetricsServer | None = None
@@ -325,7 +327,9 @@ class Agent:
 
         self._submit(self._uploads, drop, counted)
 
-    def _submit(self, pool: ThreadPoolExecutor, drop: Drop, job: Callable[[Drop], object]) -> None:
+    def _submit(
+        self, pool: ThreadPoolExecutor | GrowingPool, drop: Drop, job: Callable[[Drop], object]
+    ) -> None:
         with self._busy_lock:
             self._busy.add(drop.id)
 
@@ -421,21 +425,37 @@ class Agent:
                 runtime.retired[watch.name] = watch
         for name in kept:
             runtime.retired.pop(name, None)
+        for key in restart_only_changes(runtime.config, config):
+            log.warning("setting changed; it takes effect at the next start", setting=key)
+        if config.log != runtime.config.log:  # the masked secrets are kept
+            configure_logging(level=config.log.level, fmt=config.log.format)
+        for node in config.nodes:
+            add_secret(node.token)  # a new or rotated token is masked from now on
+        in_use = {drop.node for drop in runtime.store.active() if drop.node}
         runtime.config = config
-        runtime.nodes = _node_pool(config, self.metrics, self._clock)
+        runtime.nodes = runtime.nodes.reconfigured(config.nodes, in_use)
+        self._uploads.grow(config.max_parallel_uploads)
+        self._probes.grow(len(config.nodes))
         self.metrics.reconfigure([w.name for w in config.watches], [n.name for n in config.nodes])
         self._watcher.stop()
         self._watcher.start(_watched(config))
         self._schedule.rescan.clear()
-        log.info("configuration reloaded", watches=sorted(kept))
+        log.info(
+            "configuration reloaded",
+            watches=sorted(kept),
+            nodes=runtime.nodes.names,
+            retired_nodes=runtime.nodes.retired,
+        )
         self._notifier.ready()
 
     def _shutdown(self) -> None:
         self.runtime.stopping.set()
         self._notifier.stopping()
         self._watcher.stop()
-        for pool in (self._uploads, self._io, self._downloads, self._probes):
-            pool.shutdown(wait=False, cancel_futures=True)
+        for executor in (self._io, self._downloads):
+            executor.shutdown(wait=False, cancel_futures=True)
+        self._uploads.shutdown()
+        self._probes.shutdown()
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         while self._busy and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -480,14 +500,3 @@ def _submission(runtime: Runtime, node: str) -> Callable[[Drop], object]:
 
 def _watched(config: AgentConfig) -> list[WatchedFolder]:
     return [WatchedFolder(watch.name, watch.path, watch.mode) for watch in config.watches]
-
-
-def _node_pool(config: AgentConfig, metrics: AgentMetrics, clock: Callable[[], float]) -> NodePool:
-    return NodePool(
-        [
-            (node.name, make_client(node.base_url, node.token), node.max_active_tasks)
-            for node in config.nodes
-        ],
-        metrics=metrics,
-        clock=clock,
-    )
