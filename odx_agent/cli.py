@@ -111,7 +111,8 @@ def status(config_path: Path, as_json: bool, limit: int | None) -> None:
     config = _load(config_path)
     rows = status_rows(config.state_file, limit=limit)
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        # one object per line: grep-able, and the C encoder (indent= would use the slow one)
+        click.echo("[\n" + ",\n".join(map(json.dumps, rows)) + "\n]" if rows else "[]")
     else:
         print_status_table(rows)
 

@@ -97,6 +97,15 @@ def test_status_json_follows_the_contract(
     for key in ("created_at", "updated_at"):
         assert isinstance(row[key], str)
         assert str(row[key]).endswith("Z")
+    make_drop(tmp_path / "ingest/farm-a/flight-1b", 2)
+    wait_state(config, "flight-1b", "completed")
+    printed = odx("status", "-c", str(config), "--json", cwd=tmp_path).stdout.splitlines()
+    # one drop per line, so `grep flight-1b` finds a whole object
+    assert [printed[0], printed[-1]] == ["[", "]"]
+    assert [json.loads(line.rstrip(","))["drop"] for line in printed[1:-1]] == [
+        "flight-1",
+        "flight-1b",
+    ]
     table = odx("status", "-c", str(config), cwd=tmp_path)
     assert table.returncode == 0
     assert "flight-1" in table.stdout
