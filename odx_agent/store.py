@@ -90,6 +90,12 @@ _MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX drops_by_watch_state ON drops(watch, state);
     """,
+    # notifications are forgotten once delivered or given up: the age decides giving up
+    """
+    ALTER TABLE notifications ADD COLUMN created_at REAL;
+    UPDATE notifications SET created_at = next_attempt_at;
+    DELETE FROM notifications WHERE delivered_at IS NOT NULL;
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -171,7 +177,7 @@ class FolderMark:
 
 @dataclass(frozen=True)
 class Notification:
-    """A notification waiting for delivery (or delivered)."""
+    """A notification waiting for delivery."""
 
     id: int
     drop_id: int
@@ -180,8 +186,8 @@ class Notification:
     payload: dict[str, Any]
     attempts: int
     next_attempt_at: float
-    delivered_at: float | None
     last_error: str | None
+    created_at: float
 
 
 @dataclass
@@ -478,9 +484,10 @@ class Store:
     ) -> None:
         with self._transaction() as cursor:
             cursor.execute(
-                "INSERT INTO notifications (drop_id, event, target, payload, next_attempt_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (drop_id, event, json.dumps(target), json.dumps(payload), now),
+                "INSERT INTO notifications "
+                "(drop_id, event, target, payload, next_attempt_at, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (drop_id, event, json.dumps(target), json.dumps(payload), now, now),
             )
 
     def due_notifications(self, now: float, limit: int = 20) -> list[Notification]:
@@ -510,13 +517,11 @@ class Store:
             ).fetchall()
         return [_notification(row) for row in rows]
 
-    def notification_delivered(self, notification_id: int, *, now: float) -> None:
+    def forget_notification(self, notification_id: int) -> None:
+        """Remove a notification that was delivered or given up (its payload holds a whole
+        report: kept, they would grow the state file by every drop for ever)."""
         with self._transaction() as cursor:
-            cursor.execute(
-                "UPDATE notifications SET delivered_at = ?, attempts = attempts + 1, "
-                "last_error = NULL WHERE id = ?",
-                (now, notification_id),
-            )
+            cursor.execute("DELETE FROM notifications WHERE id = ?", (notification_id,))
 
     def notification_failed(self, notification_id: int, *, error: str, retry_at: float) -> None:
         with self._transaction() as cursor:
@@ -582,6 +587,7 @@ def _drop(row: sqlite3.Row) -> Drop:
 
 def _notification(row: sqlite3.Row) -> Notification:
     values = dict(row)
+    del values["delivered_at"]  # a column of schema 3 and before; delivered ones are removed
     values["target"] = json.loads(values["target"])
     values["payload"] = json.loads(values["payload"])
     return Notification(**values)

@@ -134,7 +134,9 @@ class Agent:
         self._watcher = FolderWatcher(self._on_change)
         self._uploads = GrowingPool(config.max_parallel_uploads, "uploads")
         self._io = ThreadPoolExecutor(4, "node")
-        self._notifications = NotificationSender(self.runtime, self._io)
+        # webhooks and commands that hang must not hold up node polls: threads of their own
+        self._notify = ThreadPoolExecutor(2, "notify")
+        self._notifications = NotificationSender(self.runtime, self._notify)
         # probes wait up to the client timeout on a hanging node: on their own threads, one
         # at a time per node, so they never pile up in front of task polls
         self._probes = GrowingPool(len(config.nodes), "probe")
@@ -452,7 +454,7 @@ class Agent:
         self.runtime.stopping.set()
         self._notifier.stopping()
         self._watcher.stop()
-        for executor in (self._io, self._downloads):
+        for executor in (self._io, self._downloads, self._notify):
             executor.shutdown(wait=False, cancel_futures=True)
         self._uploads.shutdown()
         self._probes.shutdown()

@@ -1,5 +1,8 @@
 """Delivering the notifications kept in the state file: each is sent until it arrives,
-with backoff between tries, across restarts, and never in the way of drop work."""
+with backoff between tries, across restarts, and never in the way of drop work (they have
+threads of their own). One still undelivered ``give_up_after_hours`` after it was queued is
+dropped with an error in the log, so a webhook that is gone for good does not pile up
+retries for months."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ log = structlog.get_logger(__name__)
 
 
 class NotificationSender:
-    """Sends due notifications on a pool, one attempt per notification at a time."""
+    """Sends due notifications on its pool, one attempt per notification at a time."""
 
     def __init__(self, runtime: Runtime, pool: ThreadPoolExecutor) -> None:
         self._runtime = runtime
@@ -36,7 +39,6 @@ class NotificationSender:
             self._pool.submit(self._deliver, notification)
 
     def _deliver(self, notification: Notification) -> None:
-        runtime = self._runtime
         target = notification.target
         try:
             if target["kind"] == "webhook":
@@ -44,20 +46,32 @@ class NotificationSender:
             else:
                 deliver_command(target["argv"], notification.payload, timeout=target["timeout"])
         except Exception as error:  # noqa: BLE001 - any failure is retried later
-            delay = next_retry_delay(notification.attempts + 1)
-            runtime.metrics.error("notify")
-            log.warning(
-                "notification not delivered; will retry",
-                kind=target["kind"],
-                notification_event=notification.event,
-                error=str(error),
-                retry_in_seconds=round(delay),
-            )
-            runtime.store.notification_failed(
-                notification.id, error=str(error), retry_at=runtime.clock() + delay
-            )
+            self._failed(notification, str(error))
         else:
-            runtime.store.notification_delivered(notification.id, now=runtime.clock())
+            self._runtime.store.forget_notification(notification.id)
         finally:
             with self._lock:
                 self._sending.discard(notification.id)
+
+    def _failed(self, notification: Notification, error: str) -> None:
+        """Schedule the next try of a notification that failed, or give it up when it is
+        older than ``give_up_after_hours``."""
+        runtime = self._runtime
+        runtime.metrics.error("notify")
+        now = runtime.clock()
+        described = {
+            "kind": notification.target["kind"],
+            "notification_event": notification.event,
+            "drop_id": notification.drop_id,
+            "attempts": notification.attempts + 1,
+            "error": error,
+        }
+        if now - notification.created_at >= runtime.config.give_up_after_hours * 3600:
+            log.error("notification given up: not delivered in time", **described)
+            runtime.store.forget_notification(notification.id)
+            return
+        delay = next_retry_delay(notification.attempts + 1)
+        log.warning(
+            "notification not delivered; will retry", retry_in_seconds=round(delay), **described
+        )
+        runtime.store.notification_failed(notification.id, error=error, retry_at=now + delay)

@@ -39,7 +39,8 @@ class ServiceSettings(Section):
     uploads_per_drop: AtLeastOne = Field(default=4, description="Files in flight per drop.")
     give_up_after_hours: PositiveSeconds = Field(
         default=24.0,
-        description="Transient errors (node down, network) never fail a drop before this.",
+        description="Transient errors (node down, network) never fail a drop before this;"
+        " a notification not delivered this long after a drop finished is dropped.",
     )
     metrics: MetricsConfig = Field(
         default_factory=MetricsConfig, description="Prometheus /metrics and /healthz."

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from odx_agent.agent import Agent
 from odx_agent.agent.report import REPORT_NAME
@@ -150,6 +151,44 @@ def test_a_failing_webhook_is_retried_survives_a_restart_and_never_blocks_drops(
     assert sorted(payload["drop"] for payload in delivered) == ["flight-1", "flight-2"]
     assert {payload["event"] for payload in delivered} == {"completed"}
     assert receiver.attempts() == attempts_before_restart + 2
+
+
+def test_a_webhook_undelivered_past_the_give_up_time_is_dropped_with_an_error(
+    tmp_path: Path, node: SimulatedNode, receiver: Receiver
+) -> None:
+    receiver.status = 503
+    config = write_config(
+        tmp_path,
+        [{"name": "sim", "url": node.url}],
+        [watch("north")],
+        notify={"webhook": receiver.url, "events": ["completed"]},
+        give_up_after_hours=2,
+    )
+    clock = OffsetClock()
+    add_drop(tmp_path, "north", "flight-1")
+    agent = Agent(load_config(config), clock=clock)
+    with capture_logs() as logs:
+        agent.start()
+        try:
+            wait_for(lambda: _completed(agent, {"flight-1"}))
+            [first] = wait_for(lambda: _tried(agent, times=1))
+            clock.offset += 3600.0  # within the two hours: retried
+            wait_for(lambda: _tried(agent, times=2))
+            clock.offset += 3600.0  # two hours after it was queued: given up
+            wait_for(lambda: not agent.runtime.store.pending_notifications())
+            failures = agent.metrics.registry.get_sample_value(
+                "odx_agent_errors_total", {"kind": "notify"}
+            )
+        finally:
+            agent.stop()
+    assert receiver.attempts() == 3
+    assert receiver.delivered() == []
+    assert failures == 3.0
+    given_up = [entry for entry in logs if entry["event"].startswith("notification given up")]
+    assert [(e["log_level"], e["drop_id"], e["attempts"]) for e in given_up] == [
+        ("error", first.drop_id, 3)
+    ]
+    assert "HTTP 503" in given_up[0]["error"]
 
 
 def _tried(agent: Agent, *, times: int, of: int = 1) -> list[Notification] | None:

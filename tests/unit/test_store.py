@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import stat
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from odx_agent.states import ALLOWED_TRANSITIONS, DropState, TransitionError
-from odx_agent.store import SCHEMA_VERSION, InstanceLock, Store, StoreError
+from odx_agent.store import _MIGRATIONS, SCHEMA_VERSION, InstanceLock, Store, StoreError
 
 
 @pytest.fixture
@@ -97,7 +98,7 @@ def test_uploaded_files_are_recorded_once(store: Store) -> None:
     assert store.uploaded(drop.id, "u2") == set()
 
 
-def test_notifications_wait_until_delivered(store: Store) -> None:
+def test_notifications_wait_until_delivered_then_are_removed(store: Store) -> None:
     drop = store.add_drop(watch="w", name="d", path="/x/d", now=1.0)
     store.enqueue_notification(drop.id, "completed", {"kind": "webhook"}, {"a": 1}, now=10.0)
     (due,) = store.due_notifications(10.0)
@@ -105,8 +106,41 @@ def test_notifications_wait_until_delivered(store: Store) -> None:
     assert store.due_notifications(15.0) == []
     (again,) = store.due_notifications(20.0)
     assert (again.attempts, again.last_error, again.payload) == (1, "500", {"a": 1})
-    store.notification_delivered(again.id, now=21.0)
+    assert again.created_at == 10.0
+    store.forget_notification(again.id)
     assert store.pending_notifications() == []
+    with sqlite3.connect(store.path) as raw:
+        assert raw.execute("SELECT COUNT(*) FROM notifications").fetchone() == (0,)
+
+
+def test_schema_3_file_is_migrated_and_loses_its_delivered_notifications(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.sqlite"
+    with contextlib.closing(sqlite3.connect(path)) as raw, raw:
+        for script in _MIGRATIONS[:3]:
+            raw.executescript(script)
+        raw.execute("PRAGMA user_version = 3")
+        raw.execute(
+            "INSERT INTO drops (watch, name, path, state, created_at, updated_at) "
+            "VALUES ('w', 'd', '/x/d', 'completed', 1.0, 2.0)"
+        )
+        for delivered_at, next_attempt_at in ((30.0, 25.0), (None, 40.0)):
+            raw.execute(
+                "INSERT INTO notifications (drop_id, event, target, payload, next_attempt_at,"
+                " delivered_at) VALUES (1, 'completed', '{}', '{}', ?, ?)",
+                (next_attempt_at, delivered_at),
+            )
+    migrated = Store.open(path)
+    try:
+        (pending,) = migrated.pending_notifications()
+        assert (pending.next_attempt_at, pending.created_at) == (40.0, 40.0)
+        assert migrated.get(1).state == DropState.COMPLETED
+    finally:
+        migrated.close()
+    with contextlib.closing(sqlite3.connect(path)) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+        assert raw.execute("SELECT COUNT(*) FROM notifications").fetchone() == (1,)
 
 
 def test_instance_lock_is_exclusive(tmp_path: Path) -> None:
