@@ -108,14 +108,8 @@ def test_a_failing_webhook_is_retried_survives_a_restart_and_never_blocks_drops(
     tmp_path: Path, node: SimulatedNode, receiver: Receiver
 ) -> None:
     receiver.status = 500
-    config = write_config(
-        tmp_path,
-        [{"name": "sim", "url": node.url}],
-        [watch("north")],
-        notify={"webhook": receiver.url, "events": ["completed"]},
-    )
+    config = _failing_webhook_setup(tmp_path, node, receiver)
     clock = OffsetClock()
-    add_drop(tmp_path, "north", "flight-1")
     agent = Agent(load_config(config), clock=clock)
     agent.start()
     try:
@@ -157,15 +151,8 @@ def test_a_webhook_undelivered_past_the_give_up_time_is_dropped_with_an_error(
     tmp_path: Path, node: SimulatedNode, receiver: Receiver
 ) -> None:
     receiver.status = 503
-    config = write_config(
-        tmp_path,
-        [{"name": "sim", "url": node.url}],
-        [watch("north")],
-        notify={"webhook": receiver.url, "events": ["completed"]},
-        give_up_after_hours=2,
-    )
+    config = _failing_webhook_setup(tmp_path, node, receiver, give_up_after_hours=2)
     clock = OffsetClock()
-    add_drop(tmp_path, "north", "flight-1")
     agent = Agent(load_config(config), clock=clock)
     with capture_logs() as logs:
         agent.start()
@@ -189,6 +176,22 @@ def test_a_webhook_undelivered_past_the_give_up_time_is_dropped_with_an_error(
         ("error", first.drop_id, 3)
     ]
     assert "HTTP 503" in given_up[0]["error"]
+
+
+def _failing_webhook_setup(
+    tmp_path: Path, node: SimulatedNode, receiver: Receiver, **settings: object
+) -> Path:
+    """Write a config whose one watch notifies ``receiver`` of completed drops, add one
+    drop ("flight-1") to it, and return the config's path."""
+    config = write_config(
+        tmp_path,
+        [{"name": "sim", "url": node.url}],
+        [watch("north")],
+        notify={"webhook": receiver.url, "events": ["completed"]},
+        **settings,
+    )
+    add_drop(tmp_path, "north", "flight-1")
+    return config
 
 
 def _tried(agent: Agent, *, times: int, of: int = 1) -> list[Notification] | None:
