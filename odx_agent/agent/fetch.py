@@ -70,7 +70,9 @@ def fetch(runtime: Runtime, drop: Drop, limits: ExtractLimits | None = None) -> 
         )
         contents = inspect_archive(archive, limits)
         check_free_space(
-            staging, required_space(archive, contents, limits) - archive.stat().st_size
+            staging,
+            required_space(archive, contents, limits) - archive.stat().st_size,
+            entries=contents.files + contents.directories,
         )
         result = staging / "result"
         safe_extract(archive, result, limits=limits)

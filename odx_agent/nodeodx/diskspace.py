@@ -23,6 +23,12 @@ class SpaceFigures(Protocol):
     @property
     def f_frsize(self) -> int: ...
 
+    @property
+    def f_files(self) -> int: ...
+
+    @property
+    def f_favail(self) -> int: ...
+
 
 StatvfsFunction = Callable[[Path], SpaceFigures]
 
@@ -35,18 +41,30 @@ def available_bytes(directory: Path, *, statvfs: StatvfsFunction = os.statvfs) -
 
 
 def check_free_space(
-    directory: Path, needed: int, *, statvfs: StatvfsFunction = os.statvfs
+    directory: Path, needed: int, *, entries: int = 0, statvfs: StatvfsFunction = os.statvfs
 ) -> None:
-    """Given a directory and a number of bytes, return when its filesystem has at least that
-    many bytes available. Raise InsufficientSpaceError (with ``needed`` and ``available``)
-    when it has fewer."""
-    available = available_bytes(directory, statvfs=statvfs)
+    """Given a directory, a number of bytes and of files and folders to create (``entries``),
+    return when its filesystem has that many bytes and inodes available. Raise
+    InsufficientSpaceError (with ``needed``, ``available`` and ``resource``) when not.
+    Filesystems that make inodes on demand (btrfs, many network filesystems) report no
+    inode total; their inodes are not checked."""
+    figures = statvfs(directory)
+    available = int(figures.f_bavail) * int(figures.f_frsize)
     if needed > available:
         raise InsufficientSpaceError(
             f"not enough free space under {str(directory)!r}: "
             f"{needed} bytes needed, {available} available",
             needed=needed,
             available=available,
+        )
+    inodes = int(figures.f_favail)
+    if entries and int(figures.f_files) > 0 and entries > inodes:
+        raise InsufficientSpaceError(
+            f"not enough free inodes under {str(directory)!r}: "
+            f"{entries} files and folders to create, {inodes} inodes available",
+            needed=entries,
+            available=inodes,
+            resource="inodes",
         )
 
 

@@ -58,13 +58,17 @@ class UnsafeArchiveError(GenericError):
 
 
 class InsufficientSpaceError(GenericError):
-    """The destination has not enough free space for the archive or its extraction.
-    Transient: wait for space and try again. ``needed`` and ``available`` are bytes."""
+    """The destination has not enough free space (or free inodes) for the archive or its
+    extraction. Transient: wait for space and try again. ``needed`` and ``available`` count
+    ``resource``: "bytes" or "inodes"."""
 
-    def __init__(self, message: str, *, needed: int, available: int) -> None:
+    def __init__(
+        self, message: str, *, needed: int, available: int, resource: str = "bytes"
+    ) -> None:
         super().__init__(message)
         self.needed = needed
         self.available = available
+        self.resource = resource
 
 
 __all__ = [

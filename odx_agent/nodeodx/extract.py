@@ -295,7 +295,11 @@ def safe_extract(
     with _open_archive(archive) as opened:
         plan = _plan(opened, limits)
         needed = required_space(archive, plan.result, limits)
-        check_free_space(nearest_existing_directory(destination), needed)
+        check_free_space(
+            nearest_existing_directory(destination),
+            needed,
+            entries=plan.result.files + plan.result.directories,
+        )
         root_fd, created_root = _open_destination(destination)
         writer = TreeWriter(root_fd)
         try:

@@ -2,7 +2,8 @@
 where its output folder is a small tmpfs. The disk fills during a download, then holds too
 little for the extraction; the drop waits in ``downloading`` with a clear error, nothing
 partial is left in the output, the daemon and the other watch carry on, and the drop
-completes once there is room again."""
+completes once there is room again. A filesystem short of inodes refuses an extraction
+before it writes anything."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import errno
 import re
 import shutil
 import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -156,3 +159,53 @@ def test_output_disk_full_waits_and_completes_once_there_is_room(
         assert integrity_check(layout.state_file) == "ok"
     finally:
         agent.kill()
+
+
+EXTRACT_SCRIPT = """
+import os, sys
+from pathlib import Path
+from odx_agent.nodeodx.exceptions import InsufficientSpaceError
+from odx_agent.nodeodx.extract import safe_extract
+target = Path(sys.argv[2])
+try:
+    safe_extract(Path(sys.argv[1]), target / "result")
+except InsufficientSpaceError as error:
+    print(error.resource, error.needed, error.available)
+    print(error)
+print(sorted(os.listdir(target)))
+"""
+
+
+def test_too_few_free_inodes_refuse_an_extraction_before_it_writes(tmp_path: Path) -> None:
+    """A tmpfs with 64 inodes and plenty of bytes: a 200-file archive is refused up front,
+    naming inodes, and nothing is written."""
+    output = tmp_path / "output"
+    output.mkdir()
+    reason = _private_tmpfs_possible(output)
+    if reason is not None:
+        pytest.skip(reason)
+    archive = tmp_path / "many.zip"
+    with zipfile.ZipFile(archive, "w") as writer:
+        for index in range(200):
+            writer.writestr(f"tiles/{index:03d}.png", b"png")
+    mount = 'mount -t tmpfs -o size=400m,nr_inodes=64,mode=0755 odx-test-inodes "$0" && exec "$@"'
+    done = subprocess.run(
+        [
+            *("unshare", "-m", "--propagation", "private", "sh", "-c", mount, str(output)),
+            *(sys.executable, "-c", EXTRACT_SCRIPT, str(archive), str(output)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    figures, message, listing = done.stdout.splitlines()
+    resource, needed, available = figures.split()
+    assert (resource, int(needed)) == ("inodes", 201)  # 200 files and their folder
+    assert 0 < int(available) < 64
+    assert message == (
+        f"not enough free inodes under {str(output)!r}: "
+        f"201 files and folders to create, {available} inodes available"
+    )
+    assert listing == "[]"

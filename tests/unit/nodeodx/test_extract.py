@@ -29,7 +29,7 @@ from odx_agent.nodeodx.extract import (
 )
 
 SAMPLE = Path(__file__).parents[3] / "odx_agent" / "simnode" / "data" / "sample-all.zip"
-Figures = namedtuple("Figures", "f_bavail f_frsize")
+Figures = namedtuple("Figures", "f_bavail f_frsize f_files f_favail", defaults=(0, 0))
 
 
 @pytest.fixture
@@ -201,6 +201,28 @@ def test_check_free_space_raises_with_needed_and_available(tmp_path: Path) -> No
     assert caught.value.available == 40960
     assert str(caught.value) == (
         f"not enough free space under {str(tmp_path)!r}: 40961 bytes needed, 40960 available"
+    )
+
+
+def test_check_free_space_counts_inodes_where_the_filesystem_has_a_limit(
+    tmp_path: Path,
+) -> None:
+    limited = Figures(f_bavail=10, f_frsize=4096, f_files=1000, f_favail=5)
+    unlimited = Figures(f_bavail=10, f_frsize=4096, f_files=0, f_favail=0)  # btrfs, NFS
+
+    check_free_space(tmp_path, 1, entries=5, statvfs=lambda _path: limited)
+    check_free_space(tmp_path, 1, entries=10**6, statvfs=lambda _path: unlimited)
+    with pytest.raises(InsufficientSpaceError) as caught:
+        check_free_space(tmp_path, 1, entries=6, statvfs=lambda _path: limited)
+
+    assert (caught.value.resource, caught.value.needed, caught.value.available) == (
+        "inodes",
+        6,
+        5,
+    )
+    assert str(caught.value) == (
+        f"not enough free inodes under {str(tmp_path)!r}: "
+        "6 files and folders to create, 5 inodes available"
     )
 
 
