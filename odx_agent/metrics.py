@@ -45,7 +45,7 @@ ERROR_KINDS: tuple[str, ...] = (
     "download",  # a result download arrived short or corrupt
     "archive",  # a result archive was unsafe or unreadable
     "disk_full",  # no room left for a download or extraction
-    "config",  # a reload found an invalid configuration
+    "config",  # a reload found an invalid configuration, or a drop's node is not in it
     "input",  # a drop could not be used as given
     "notify",  # a notification could not be delivered
     "internal",  # anything else: a bug or an unexpected exception

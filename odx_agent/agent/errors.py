@@ -23,13 +23,30 @@ class DropChanged(Exception):
     """The drop's files changed under an upload: go back and look again."""
 
 
+class NodeNotConfigured(GenericError):
+    """A drop's node is not in the configuration (removed while the daemon was down).
+    An upload not yet committed starts again on another node; a task on that node waits
+    for it to come back (a reload), then fails after ``give_up_after_hours``. A
+    GenericError, so that what tolerates a node failing (a cancel, reading the output
+    tail) tolerates this too."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"node {name!r} is not in the configuration: add it back to finish this drop, "
+            "or retry the drop"
+        )
+        self.name = name
+
+
 class Interrupted(Exception):
     """The daemon is stopping or the drop was canceled: leave the state as it is."""
 
 
 def is_transient(error: BaseException) -> bool:
     """Given an error from node or disk work, return whether waiting may cure it."""
-    if isinstance(error, (NodeConnectionError, NodeServerError, InsufficientSpaceError)):
+    if isinstance(
+        error, (NodeConnectionError, NodeServerError, InsufficientSpaceError, NodeNotConfigured)
+    ):
         return True
     if isinstance(error, AuthenticationError):
         return True  # a token fixed by the operator cures it; failing drops would not
@@ -52,6 +69,7 @@ def error_kind(error: BaseException) -> str:
         (InsufficientSpaceError, "disk_full"),
         (DropFailed, "input"),
         (DropChanged, "input"),
+        (NodeNotConfigured, "config"),
         (GenericError, "response"),
     )
     for kind_type, kind in kinds:

@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 
 import structlog
 
+from odx_agent.agent.errors import NodeNotConfigured
 from odx_agent.config import NodeConfig
 from odx_agent.metrics import AgentMetrics
 from odx_agent.nodeodx import Node, NodeInfo, NodeOption
@@ -97,11 +98,11 @@ class NodePool:
         return list(self._retired)
 
     def handle(self, name: str) -> NodeHandle:
-        """Return the node called ``name``, configured or retired. Raise KeyError when
-        there is no such node."""
+        """Return the node called ``name``, configured or retired. Raise NodeNotConfigured
+        when there is no such node."""
         found = self._handles.get(name) or self._retired.get(name)
         if found is None:
-            raise KeyError(name)
+            raise NodeNotConfigured(name)
         return found
 
     def client(self, name: str) -> Node:

@@ -16,6 +16,7 @@ from odx_agent.agent.errors import (
     DropChanged,
     DropFailed,
     Interrupted,
+    NodeNotConfigured,
     describe,
     error_kind,
     is_transient,
@@ -58,6 +59,9 @@ class JobRunner:
             return
         except DropChanged as change:
             self._changed(drop_id, str(change))
+        except NodeNotConfigured as gone:
+            runtime.metrics.error("config")
+            self._node_gone(drop_id, gone)
         except DropFailed as failure:
             runtime.metrics.error(error_kind(failure))
             self._fail(drop_id, describe(failure))
@@ -100,6 +104,23 @@ class JobRunner:
             )
         if drop.state == DropState.READY:
             self._runtime.lifecycle.move(drop, DropState.WAITING, changed_at=self._runtime.clock())
+
+    def _node_gone(self, drop_id: int, error: NodeNotConfigured) -> None:
+        """An upload to a node no longer configured starts again on another one while it
+        is not committed; anything further along waits for the node to come back."""
+        drop = self._current(drop_id)
+        if drop is None:
+            return
+        if drop.state == DropState.UPLOADING and not drop.commit_sent:
+            drop_log(drop).warning(
+                "its node is no longer configured; uploading again to another node",
+                node=error.name,
+            )
+            self._runtime.lifecycle.move(
+                drop, DropState.READY, task_uuid=None, node=None, ready_at=drop.ready_at
+            )
+            return
+        self._transient(drop_id, error)
 
     def _transient(self, drop_id: int, error: BaseException) -> None:
         runtime = self._runtime

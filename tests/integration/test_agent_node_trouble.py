@@ -10,9 +10,12 @@ import zipfile
 from pathlib import Path
 
 import requests
+import yaml
+from structlog.testing import capture_logs
 
 from odx_agent.simnode import SimulatedNode
 from odx_agent.states import DropState
+from odx_agent.store import Drop
 from tests.support.agenttest import (
     make_drop,
     node_tasks,
@@ -129,3 +132,59 @@ def test_a_finished_drop_of_a_settle_only_watch_that_changes_is_reported_not_red
     assert changed is True
     assert [(d.id, d.state) for d in drops] == [(done.id, DropState.COMPLETED)]
     assert len(tasks) == 1
+
+
+def test_after_a_restart_without_its_node_an_upload_moves_on_and_a_task_waits(
+    tmp_path: Path,
+) -> None:
+    """The daemon stops with one drop processing and one half uploaded on node "main", and
+    starts again with only node "fresh" in its file. The half upload starts again on
+    "fresh" and completes; the task on "main" waits with a message saying what to do, and
+    the operator's cancel still works."""
+    with (
+        SimulatedNode(tmp_path / "main-node", processing_seconds=60) as gone,
+        SimulatedNode(tmp_path / "fresh-node", processing_seconds=0.2) as fresh,
+    ):
+        config = write_config(tmp_path, gone.url, [watch(tmp_path, "farm")])
+        with running_agent(config) as agent:
+            store = agent.runtime.store
+            make_drop(tmp_path / "ingest/farm/processing", 2)
+            wait_for(lambda: [d for d in store.all() if d.state == DropState.PROCESSING])
+            gone.inject("POST", "/task/new/upload/", status=500, body=b"busy", count=10_000)
+            make_drop(tmp_path / "ingest/farm/uploading", 2)
+            wait_for(  # the upload has begun, and fails: the daemon stops in the middle
+                lambda: any(
+                    path.startswith("/task/new/upload/") for _method, path in gone.requests_seen()
+                )
+            )
+        document = yaml.safe_load(config.read_text())
+        document["nodes"] = [{"name": "fresh", "url": fresh.url}]
+        config.write_text(yaml.safe_dump(document))
+
+        with capture_logs() as logs, running_agent(config) as agent:
+            store = agent.runtime.store
+
+            def drop(name: str) -> Drop:
+                return next(d for d in store.all() if d.name == name)
+
+            wait_for(lambda: drop("uploading").state == DropState.COMPLETED)
+            waiting = wait_for(
+                lambda: (
+                    "not in the configuration" in (drop("processing").error or "")
+                    and drop("processing")
+                )
+            )
+            store.request(waiting.id, "cancel", now=time.time())
+            wait_for(lambda: drop("processing").state == DropState.CANCELED)
+            uploaded = drop("uploading")
+            fresh_tasks = list(node_tasks(fresh.url).values())
+    assert waiting.state == DropState.PROCESSING
+    assert waiting.error == (
+        "node 'main' is not in the configuration: add it back to finish this drop, "
+        "or retry the drop"
+    )
+    assert uploaded.node == "fresh"
+    [task] = fresh_tasks
+    assert task["imagesCount"] == 2
+    moved = [e for e in logs if e["event"].startswith("its node is no longer configured")]
+    assert [(e["drop"], e["node"]) for e in moved] == [("uploading", "main")]

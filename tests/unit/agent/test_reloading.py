@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from odx_agent.agent.errors import NodeNotConfigured
 from odx_agent.agent.nodes import NodePool
 from odx_agent.agent.reloading import GrowingPool, restart_only_changes
 from odx_agent.config import NodeConfig, load_config
@@ -55,7 +56,7 @@ def test_a_removed_node_in_use_is_retired_never_picked_then_forgotten() -> None:
 
     forgotten = retired.reconfigured([_node("a")], in_use=())
     assert forgotten.retired == []
-    with pytest.raises(KeyError):
+    with pytest.raises(NodeNotConfigured, match="node 'gone' is not in the configuration"):
         forgotten.client("gone")
 
 
