@@ -33,7 +33,7 @@ class NodeNotConfigured(GenericError):
     def __init__(self, name: str) -> None:
         super().__init__(
             f"node {name!r} is not in the configuration: add it back to finish this drop, "
-            "or retry the drop"
+            "or cancel the drop and retry it"
         )
         self.name = name
 

@@ -181,7 +181,7 @@ def test_after_a_restart_without_its_node_an_upload_moves_on_and_a_task_waits(
     assert waiting.state == DropState.PROCESSING
     assert waiting.error == (
         "node 'main' is not in the configuration: add it back to finish this drop, "
-        "or retry the drop"
+        "or cancel the drop and retry it"
     )
     assert uploaded.node == "fresh"
     [task] = fresh_tasks
