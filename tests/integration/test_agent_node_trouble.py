@@ -152,10 +152,13 @@ def test_after_a_restart_without_its_node_an_upload_moves_on_and_a_task_waits(
             wait_for(lambda: [d for d in store.all() if d.state == DropState.PROCESSING])
             gone.inject("POST", "/task/new/upload/", status=500, body=b"busy", count=10_000)
             make_drop(tmp_path / "ingest/farm/uploading", 2)
-            wait_for(  # the upload has begun, and fails: the daemon stops in the middle
-                lambda: any(
-                    path.startswith("/task/new/upload/") for _method, path in gone.requests_seen()
+            half = wait_for(
+                lambda: next(
+                    (d for d in store.all() if d.name == "uploading" and d.task_uuid), None
                 )
+            )
+            wait_for(  # its upload has begun, and fails: the daemon stops in the middle
+                lambda: ("POST", f"/task/new/upload/{half.task_uuid}") in gone.requests_seen()
             )
         document = yaml.safe_load(config.read_text())
         document["nodes"] = [{"name": "fresh", "url": fresh.url}]
