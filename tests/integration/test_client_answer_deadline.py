@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 
 import pytest
 
 from odx_agent.nodeodx import NodeConnectionError, NodeServerError
 from odx_agent.nodeodx.http import HttpClient
-from tests.integration.test_client_servers import Handler, Request, ScriptedServer, head
+from tests.integration.test_client_servers import Handler, ScriptedServer, answer, drip
 
 
 def dripping_json(length: int, seconds_per_byte: float) -> Handler:
-    def handler(connection: socket.socket, request: Request, stop: threading.Event) -> None:
-        headers = {"Content-Type": "application/json", "Content-Length": str(length)}
-        connection.sendall(head("200 OK", headers))
-        for _ in range(length):
-            connection.sendall(b" ")
-            if stop.wait(seconds_per_byte):
-                return
-
-    return handler
+    """Return a handler that sends a JSON answer (blanks) one byte at a time."""
+    return drip(length, seconds_per_byte, content_type="application/json", byte=b" ")
 
 
 def test_a_dripping_answer_is_cut_at_the_answer_deadline() -> None:
@@ -44,13 +35,7 @@ def test_a_dripping_answer_is_cut_at_the_answer_deadline() -> None:
 
 
 def test_an_oversized_answer_is_refused() -> None:
-    body = b"[" + b"1," * 2000 + b"1]"
-
-    def handler(connection: socket.socket, request: Request, stop: threading.Event) -> None:
-        headers = {"Content-Type": "application/json", "Content-Length": str(len(body))}
-        connection.sendall(head("200 OK", headers) + body)
-
-    with ScriptedServer(handler) as server:
+    with ScriptedServer(answer(b"[" + b"1," * 2000 + b"1]")) as server:
         client = HttpClient(
             f"http://127.0.0.1:{server.port}",
             "",

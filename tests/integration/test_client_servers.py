@@ -148,15 +148,21 @@ def answer(
     return handler
 
 
-def drip(declared_length: int, seconds_per_byte: float = 1.0) -> Handler:
-    """Return a handler that declares a zip of ``declared_length`` bytes and then sends
-    one byte every ``seconds_per_byte`` until stopped."""
+def drip(
+    declared_length: int,
+    seconds_per_byte: float = 1.0,
+    *,
+    content_type: str = "application/zip",
+    byte: bytes = b"P",
+) -> Handler:
+    """Return a handler that declares a body of ``declared_length`` bytes and then sends
+    ``byte`` every ``seconds_per_byte`` until stopped."""
 
     def handler(connection: socket.socket, request: Request, stop: threading.Event) -> None:
-        headers = {"Content-Type": "application/zip", "Content-Length": str(declared_length)}
+        headers = {"Content-Type": content_type, "Content-Length": str(declared_length)}
         connection.sendall(head("200 OK", headers))
         for _ in range(declared_length):
-            connection.sendall(b"P")
+            connection.sendall(byte)
             if stop.wait(seconds_per_byte):
                 return
 
