@@ -90,11 +90,14 @@ _MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX drops_by_watch_state ON drops(watch, state);
     """,
-    # notifications are forgotten once delivered or given up: the age decides giving up
+    # notifications are removed once delivered or given up (delivered_at stays unused: no
+    # DROP COLUMN before SQLite 3.35); the age decides giving up
     """
     ALTER TABLE notifications ADD COLUMN created_at REAL;
     UPDATE notifications SET created_at = next_attempt_at;
     DELETE FROM notifications WHERE delivered_at IS NOT NULL;
+    DROP INDEX notifications_due;
+    CREATE INDEX notifications_by_due_time ON notifications(next_attempt_at);
     """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -493,19 +496,17 @@ class Store:
     def due_notifications(self, now: float, limit: int = 20) -> list[Notification]:
         with self._lock:
             rows = self._connection.execute(
-                "SELECT * FROM notifications WHERE delivered_at IS NULL "
-                "AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?",
+                "SELECT * FROM notifications WHERE next_attempt_at <= ? "
+                "ORDER BY next_attempt_at LIMIT ?",
                 (now, limit),
             ).fetchall()
         return [_notification(row) for row in rows]
 
     def next_notification_at(self, after: float) -> float | None:
-        """Return when the next undelivered notification is due after ``after`` (None:
-        none waits)."""
+        """Return when the next notification is due after ``after`` (None: none waits)."""
         with self._lock:
             row = self._connection.execute(
-                "SELECT MIN(next_attempt_at) FROM notifications "
-                "WHERE delivered_at IS NULL AND next_attempt_at > ?",
+                "SELECT MIN(next_attempt_at) FROM notifications WHERE next_attempt_at > ?",
                 (after,),
             ).fetchone()
         return None if row[0] is None else float(row[0])
@@ -513,7 +514,7 @@ class Store:
     def pending_notifications(self) -> list[Notification]:
         with self._lock:
             rows = self._connection.execute(
-                "SELECT * FROM notifications WHERE delivered_at IS NULL ORDER BY id"
+                "SELECT * FROM notifications ORDER BY id"
             ).fetchall()
         return [_notification(row) for row in rows]
 
@@ -587,7 +588,7 @@ def _drop(row: sqlite3.Row) -> Drop:
 
 def _notification(row: sqlite3.Row) -> Notification:
     values = dict(row)
-    del values["delivered_at"]  # a column of schema 3 and before; delivered ones are removed
+    del values["delivered_at"]  # unused since schema 4: delivered ones are removed
     values["target"] = json.loads(values["target"])
     values["payload"] = json.loads(values["payload"])
     return Notification(**values)
