@@ -513,9 +513,7 @@ class Store:
 
     def pending_notifications(self) -> list[Notification]:
         with self._lock:
-            rows = self._connection.execute(
-                "SELECT * FROM notifications ORDER BY id"
-            ).fetchall()
+            rows = self._connection.execute("SELECT * FROM notifications ORDER BY id").fetchall()
         return [_notification(row) for row in rows]
 
     def forget_notification(self, notification_id: int) -> None:
