@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,15 +133,15 @@ class Agent:
         self._jobs = JobRunner(self.runtime)
         self._watcher = FolderWatcher(self._on_change)
         self._uploads = GrowingPool(config.max_parallel_uploads, "uploads")
-        self._io = ThreadPoolExecutor(4, "node")
+        self._io = GrowingPool(4, "node")
         # webhooks and commands that hang must not hold up node polls: threads of their own
-        self._notify = ThreadPoolExecutor(2, "notify")
+        self._notify = GrowingPool(2, "notify")
         self._notifications = NotificationSender(self.runtime, self._notify)
         # probes wait up to the client timeout on a hanging node: on their own threads, one
         # at a time per node, so they never pile up in front of task polls
         self._probes = GrowingPool(len(config.nodes), "probe")
         self._probing: set[str] = set()
-        self._downloads = ThreadPoolExecutor(2, "downloads")
+        self._downloads = GrowingPool(2, "downloads")
         self._server: MetricsServer | None = None
 
     # -- control ---------------------------------------------------------------------------
@@ -329,9 +329,7 @@ class Agent:
 
         self._submit(self._uploads, drop, counted)
 
-    def _submit(
-        self, pool: ThreadPoolExecutor | GrowingPool, drop: Drop, job: Callable[[Drop], object]
-    ) -> None:
+    def _submit(self, pool: GrowingPool, drop: Drop, job: Callable[[Drop], object]) -> None:
         with self._busy_lock:
             self._busy.add(drop.id)
 
@@ -454,10 +452,8 @@ class Agent:
         self.runtime.stopping.set()
         self._notifier.stopping()
         self._watcher.stop()
-        for executor in (self._io, self._downloads, self._notify):
-            executor.shutdown(wait=False, cancel_futures=True)
-        self._uploads.shutdown()
-        self._probes.shutdown()
+        for pool in (self._uploads, self._io, self._downloads, self._probes, self._notify):
+            pool.shutdown()
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         while self._busy and time.monotonic() < deadline:
             time.sleep(0.05)

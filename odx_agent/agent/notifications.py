@@ -7,10 +7,10 @@ retries for months."""
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import structlog
 
+from odx_agent.agent.reloading import GrowingPool
 from odx_agent.agent.runtime import Runtime
 from odx_agent.backoff import next_retry_delay
 from odx_agent.notify import deliver_command, deliver_webhook
@@ -22,7 +22,7 @@ log = structlog.get_logger(__name__)
 class NotificationSender:
     """Sends due notifications on its pool, one attempt per notification at a time."""
 
-    def __init__(self, runtime: Runtime, pool: ThreadPoolExecutor) -> None:
+    def __init__(self, runtime: Runtime, pool: GrowingPool) -> None:
         self._runtime = runtime
         self._pool = pool
         self._sending: set[int] = set()

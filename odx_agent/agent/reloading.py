@@ -23,8 +23,9 @@ def restart_only_changes(running: AgentConfig, loaded: AgentConfig) -> list[str]
 
 
 class GrowingPool:
-    """A thread pool whose size can grow while it runs. Growing starts a larger pool for
-    new work; jobs already handed to the old one finish there."""
+    """A thread pool of the daemon's, whose size can grow while it runs (the upload and
+    probe pools do on a reload). Growing starts a larger pool for new work; jobs already
+    handed to the old one finish there."""
 
     def __init__(self, size: int, name: str) -> None:
         self.size = max(1, size)
