@@ -128,6 +128,7 @@ class AgentMetrics:
     def __init__(self, *, watches: Sequence[str], nodes: Sequence[str], version: str) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self._lock = threading.Lock()
+        self._last_success_at: dict[str, float] = {}
         self._watches: tuple[str, ...] = ()
         self._nodes: tuple[str, ...] = ()
         self._drop_counts_source: DropCountsSource | None = None
@@ -213,6 +214,7 @@ class AgentMetrics:
                 for result in (*FINISH_RESULTS, OTHER):
                     self._finished.remove(watch, result)
                 self._last_success.remove(watch)
+                self._last_success_at.pop(watch, None)
             for node in set(self._nodes) - set(new_nodes):
                 self._node_up.remove(node)
                 self._node_queue.remove(node)
@@ -276,10 +278,12 @@ class AgentMetrics:
         self._errors.labels(kind=kind if kind in ERROR_KINDS else "internal").inc()
 
     def set_last_success(self, watch: str, timestamp: float) -> None:
-        """Record the Unix time at which a drop of ``watch`` last completed. Unknown watches
-        are ignored."""
+        """Record the Unix time at which a drop of ``watch`` completed, unless a later one
+        is recorded already (downloads finish in parallel, and their reports can arrive
+        out of order). Unknown watches are ignored."""
         with self._lock:
-            if watch in self._watches:
+            if watch in self._watches and timestamp > self._last_success_at.get(watch, 0.0):
+                self._last_success_at[watch] = timestamp
                 self._last_success.labels(watch=watch).set(timestamp)
 
     def drop_counts(self) -> dict[tuple[str, str], int]:

@@ -126,6 +126,8 @@ def test_counters_gauges_and_histogram_record_exact_values() -> None:
     assert _value(metrics, "odx_agent_retries_total", stage="upload") == 1
     assert _value(metrics, "odx_agent_errors_total", kind="auth") == 1
     assert _value(metrics, "odx_agent_last_success_timestamp_seconds", watch="south") == 1.7e9
+    metrics.set_last_success("south", 1_600_000_000.0)  # an earlier drop reported late
+    assert _value(metrics, "odx_agent_last_success_timestamp_seconds", watch="south") == 1.7e9
     metrics.set_node_up("odm1", False)
     assert _value(metrics, "odx_agent_node_up", node="odm1") == 0
 
