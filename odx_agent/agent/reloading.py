@@ -31,6 +31,7 @@ class GrowingPool:
         self.size = max(1, size)
         self._name = name
         self._executor = ThreadPoolExecutor(self.size, name)
+        self._outgrown: list[ThreadPoolExecutor] = []
 
     def submit(self, job: Any, /, *args: Any) -> Future[Any]:
         return self._executor.submit(job, *args)
@@ -39,11 +40,14 @@ class GrowingPool:
         """Make room for ``size`` jobs at once; return whether the pool grew."""
         if size <= self.size:
             return False
-        retired, self._executor = self._executor, ThreadPoolExecutor(size, self._name)
+        outgrown, self._executor = self._executor, ThreadPoolExecutor(size, self._name)
         self.size = size
-        retired.shutdown(wait=False)  # its queued and running jobs still run to the end
+        outgrown.shutdown(wait=False)  # its queued and running jobs still run to the end
+        self._outgrown.append(outgrown)
         return True
 
     def shutdown(self) -> None:
-        """Stop taking work and drop jobs not yet started (running ones go on)."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Stop taking work and drop jobs not yet started, here and in the pools it grew
+        out of (running ones go on)."""
+        for executor in (*self._outgrown, self._executor):
+            executor.shutdown(wait=False, cancel_futures=True)

@@ -98,3 +98,25 @@ def test_restart_only_settings_are_named(tmp_path: Path) -> None:
     )
     assert restart_only_changes(running, running) == []
     assert restart_only_changes(running, loaded) == ["state_file", "callback_url"]
+
+
+def test_shutdown_drops_jobs_still_queued_in_the_pool_it_grew_out_of() -> None:
+    pool = GrowingPool(1, "grow-test")
+    release = threading.Event()
+    started = threading.Event()
+
+    def job() -> bool:
+        started.set()
+        return release.wait(10)
+
+    try:
+        running = pool.submit(job)
+        assert started.wait(5)
+        queued = pool.submit(job)  # behind the first, in the old pool
+        pool.grow(2)
+        pool.shutdown()
+        assert queued.cancelled()
+        assert not running.cancelled()
+    finally:
+        release.set()
+    assert running.result(timeout=5) is True
